@@ -1,0 +1,75 @@
+"""The library API: the one code path the CLI, the Ray batch job and the HTTP endpoint all call."""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import cached_property
+
+from sanyu.audio import Audio, decode_audio
+from sanyu.options import ModelOptions, TranscribeOptions
+from sanyu.schema import Transcript
+
+
+class Transcriber:
+    """Holds loaded models (Whisper, and the diarization pipeline once asked for) for many inputs.
+
+    Models load lazily, once per instance: a Ray actor or a Serve replica keeps one Transcriber.
+    """
+
+    def __init__(self, model_options: ModelOptions | None = None):
+        self.model_options = model_options or ModelOptions()
+        self._lock = threading.Lock()
+
+    @cached_property
+    def engine(self):
+        from sanyu.transcribe.engine import WhisperEngine
+
+        return WhisperEngine(self.model_options)
+
+    @cached_property
+    def diarizer(self):
+        from sanyu.diarize import Diarizer
+
+        return Diarizer(device=self.model_options.device)
+
+    def transcribe_audio(self, audio: Audio, options: TranscribeOptions | None = None) -> Transcript:
+        options = options or TranscribeOptions()
+        with self._lock:  # one model, one decode at a time; batching happens inside the engine
+            transcript = self.engine.transcribe(audio, options)
+            if options.diarize:
+                from sanyu.diarize.merge import assign_speakers
+
+                turns = self.diarizer(
+                    audio,
+                    num_speakers=options.num_speakers,
+                    min_speakers=options.min_speakers,
+                    max_speakers=options.max_speakers,
+                )
+                transcript = assign_speakers(transcript, turns)
+        return transcript
+
+    def transcribe_file(
+        self, path: str | os.PathLike, options: TranscribeOptions | None = None
+    ) -> Transcript:
+        return self.transcribe_audio(decode_audio(path), options)
+
+
+_shared: dict[ModelOptions, Transcriber] = {}
+
+
+def get_transcriber(model_options: ModelOptions | None = None) -> Transcriber:
+    """A process-wide Transcriber per model setting, so repeated calls reuse loaded models."""
+    model_options = model_options or ModelOptions()
+    if model_options not in _shared:
+        _shared[model_options] = Transcriber(model_options)
+    return _shared[model_options]
+
+
+def transcribe_file(
+    path: str | os.PathLike,
+    options: TranscribeOptions | None = None,
+    model_options: ModelOptions | None = None,
+) -> Transcript:
+    """Transcribe one local audio or video file."""
+    return get_transcriber(model_options).transcribe_file(path, options)

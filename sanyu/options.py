@@ -1,0 +1,80 @@
+"""What a transcription job is asked to do; shared by the CLI, the batch job and the HTTP API."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+LANGUAGES = ("auto", "yue", "zh", "en")
+SCRIPTS = ("auto", "traditional", "simplified", "original")
+MANDARIN_SCRIPTS = ("simplified", "traditional")
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """What is loaded once per process (or Ray actor): changing these means loading models again."""
+
+    model: str = "base"
+    device: str = "auto"  # auto | cpu | cuda
+    compute_type: str = "auto"  # auto: int8 on CPU, float16 on GPU
+    cpu_threads: int = 0  # 0: CTranslate2's default
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """What may change from one file or request to the next with the same loaded models."""
+
+    language: str = "auto"  # auto | yue | zh | en, or any Whisper language code
+    # Languages `auto` chooses from: a meeting's three by default, so that Cantonese is not
+    # misheard as Japanese or Vietnamese; an empty tuple allows every language the model has.
+    candidate_languages: tuple[str, ...] = ("yue", "zh", "en")
+    script: str = "auto"  # auto | traditional | simplified | original
+    mandarin_script: str = "simplified"
+    beam_size: int = 5
+    vad: bool = True
+    word_timestamps: bool = True
+    prompt: str | None = None
+    hotwords: str | None = None
+    glossary: tuple[str, ...] = ()
+    batch_size: int = 8
+    diarize: bool = False
+    num_speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+    speaker_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.script not in SCRIPTS:
+            raise ValueError(f"script must be one of {', '.join(SCRIPTS)}, not {self.script!r}")
+        if self.mandarin_script not in MANDARIN_SCRIPTS:
+            raise ValueError(
+                f"mandarin_script must be one of {', '.join(MANDARIN_SCRIPTS)}, "
+                f"not {self.mandarin_script!r}"
+            )
+        if self.beam_size < 1 or self.batch_size < 1:
+            raise ValueError("beam_size and batch_size must be at least 1")
+        for name in ("num_speakers", "min_speakers", "max_speakers"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1")
+
+    def with_(self, **changes: Any) -> TranscribeOptions:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TranscribeOptions:
+        names = {f.name for f in fields(cls)}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
+        return cls(**values)
+
+
+def settings_key(model: ModelOptions, options: TranscribeOptions) -> str:
+    """A short stable hash of every setting that changes a transcript (for resumable jobs)."""
+    payload = {"model": model.model, "options": options.to_dict()}
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

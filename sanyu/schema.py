@@ -1,0 +1,112 @@
+"""The transcript: typed dataclasses shared by every entry point, and their JSON form."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Word:
+    start: float
+    end: float
+    text: str
+    probability: float = 1.0
+    # Set when a word's language differs from its segment's (English inside Cantonese).
+    language: str | None = None
+    speaker: str | None = None
+
+
+@dataclass
+class Segment:
+    start: float
+    end: float
+    text: str
+    language: str
+    words: list[Word] = field(default_factory=list)
+    speaker: str | None = None
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.end - self.start)
+
+
+@dataclass(frozen=True)
+class SpeakerTurn:
+    """A stretch of time one speaker holds, as diarization finds it."""
+
+    start: float
+    end: float
+    speaker: str
+
+
+@dataclass
+class Transcript:
+    source: str
+    duration: float
+    segments: list[Segment] = field(default_factory=list)
+    model: str | None = None
+    # Languages in order of the share of speech time they hold.
+    languages: list[str] = field(default_factory=list)
+    speakers: list[str] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return join_texts(segment.text for segment in self.segments)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["schema_version"] = SCHEMA_VERSION
+        data["text"] = self.text
+        return data
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Transcript:
+        segments = [
+            Segment(
+                **{
+                    **{k: v for k, v in seg.items() if k != "words"},
+                    "words": [Word(**word) for word in seg.get("words", [])],
+                }
+            )
+            for seg in data.get("segments", [])
+        ]
+        known = {"source", "duration", "model", "languages", "speakers", "options"}
+        return cls(segments=segments, **{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_json(cls, text: str) -> Transcript:
+        return cls.from_dict(json.loads(text))
+
+
+def is_cjk(char: str) -> bool:
+    code = ord(char)
+    return (
+        0x3400 <= code <= 0x9FFF
+        or 0xF900 <= code <= 0xFAFF
+        or 0x20000 <= code <= 0x2FFFF
+        or 0x3000 <= code <= 0x303F  # CJK punctuation
+        or 0xFF00 <= code <= 0xFFEF  # full-width forms
+    )
+
+
+def join_texts(parts) -> str:
+    """Join text pieces with a space only where one side is not CJK (Chinese needs none)."""
+    out = ""
+    for part in parts:
+        part = part.strip()
+        if not part:
+            continue
+        if out and not (is_cjk(out[-1]) and is_cjk(part[0])):
+            out += " "
+        out += part
+    return out
