@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from sanyu.errors import AudioError
 SAMPLE_RATE = 16000
 # Longer inputs are refused rather than decoded into many GB of memory.
 DEFAULT_MAX_DURATION_S = 12 * 3600.0
+# ffmpeg warnings that mean the data ends early or is damaged (e.g. a WAV cut mid-copy).
+_CORRUPTION = re.compile(r"corrupt|truncat|invalid data|error while decoding|partial file", re.I)
 
 
 @dataclass
@@ -88,14 +91,19 @@ def decode_audio(
         )
     local = _local_file(path)
     try:
-        out, _ = (
+        out, err = (
             ffmpeg.input(f"file:{local}", protocol_whitelist="file")
             .output("pipe:", format="f32le", acodec="pcm_f32le", ac=1, ar=SAMPLE_RATE, map="0:a:0")
-            .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
+            .global_args("-nostdin", "-hide_banner", "-loglevel", "warning")
             .run(capture_stdout=True, capture_stderr=True)
         )
     except ffmpeg.Error as exc:
         raise AudioError(str(path), f"cannot decode audio ({_ffmpeg_message(exc)})") from None
+    damage = [
+        line.strip() for line in err.decode("utf-8", "replace").splitlines() if _CORRUPTION.search(line)
+    ]
+    if damage:
+        raise AudioError(str(path), f"truncated or corrupt audio data (ffmpeg: {damage[0]})")
     samples = np.frombuffer(out, dtype=np.float32).copy()
     if samples.size == 0:
         raise AudioError(str(path), "no audio samples (zero-length recording)")

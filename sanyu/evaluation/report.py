@@ -1,0 +1,75 @@
+"""Print `sanyu eval` results: per clip, pooled per language, and language-ID accuracy."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from sanyu.evaluation.runner import ClipResult, LanguageIdResult, pooled_by_language
+
+METRIC = {"en": "WER", "zh": "CER", "yue": "CER"}
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def print_report(
+    results: list[ClipResult], language_id: LanguageIdResult | None = None, console: Console | None = None
+) -> None:
+    console = console or Console()
+    systems = list(dict.fromkeys(r.system for r in results))
+    clips = list(dict.fromkeys(r.clip.path for r in results))
+    by_key = {(r.clip.path, r.system): r for r in results}
+
+    table = Table(title="Per clip")
+    table.add_column("clip")
+    table.add_column("lang")
+    for system in systems:
+        table.add_column(f"{system} error")
+    table.add_column("sanyu languages")
+    table.add_column("DER")
+    for path in clips:
+        first = by_key[(path, systems[0])]
+        row = [first.clip.name, f"{first.clip.language} {METRIC.get(first.clip.language, '')}"]
+        for system in systems:
+            result = by_key.get((path, system))
+            row.append(_pct(result.score.rate if result and result.score else None))
+        sanyu = by_key.get((path, "sanyu"))
+        row.append(",".join(sanyu.languages) if sanyu else "")
+        row.append(_pct(sanyu.der if sanyu else None))
+        table.add_row(*row)
+    console.print(table)
+
+    pooled = pooled_by_language(results)
+    summary = Table(title="Pooled per language")
+    summary.add_column("language")
+    for system in systems:
+        summary.add_column(system)
+    for language in sorted({lang for _, lang in pooled}):
+        summary.add_row(
+            f"{language} {METRIC.get(language, '')}",
+            *[_pct(pooled.get((system, language))) for system in systems],
+        )
+    ders = [r.der for r in results if r.der is not None]
+    if ders:
+        summary.add_row("DER (mean of clips)", _pct(sum(ders) / len(ders)))
+    console.print(summary)
+    for system in systems:
+        seconds = sum(r.seconds for r in results if r.system == system)
+        console.print(f"{system}: {seconds:.1f} s wall")
+
+    if language_id is not None:
+        console.print(
+            f"Language ID on joined yue+zh+en clips: {100 * language_id.accuracy:.1f}% of "
+            f"{language_id.segments} segments correct"
+        )
+        confusion = ", ".join(
+            f"{truth}->{said}: {n}" for (truth, said), n in sorted(language_id.confusions.items())
+        )
+        console.print(f"  (truth->tagged) {confusion}")
+        for language in sorted(language_id.pooled):
+            console.print(
+                f"  {language} {METRIC.get(language, '')}: joined {_pct(language_id.pooled[language])}"
+                f", parts one by one {_pct(language_id.pooled_parts.get(language))}"
+            )

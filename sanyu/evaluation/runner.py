@@ -1,0 +1,145 @@
+"""`sanyu eval`: Sanyu side by side with plain faster-whisper on the same clips and model."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sanyu.api import Transcriber
+from sanyu.audio import decode_audio
+from sanyu.evaluation.dataset import Clip, JoinedPart, join_clips, load_clips
+from sanyu.evaluation.text import Score, pooled, score
+from sanyu.options import TranscribeOptions
+from sanyu.schema import Transcript, join_texts
+
+
+@dataclass
+class ClipResult:
+    clip: Clip
+    system: str
+    hypothesis: str
+    score: Score | None
+    seconds: float
+    languages: list[str] = field(default_factory=list)
+    der: float | None = None
+
+
+def plain_faster_whisper(transcriber: Transcriber, clip: Clip, beam_size: int = 5) -> str:
+    """The baseline: `WhisperModel.transcribe` on the same loaded model, defaults, one language
+    detected per file."""
+    segments, _ = transcriber.engine.model.transcribe(
+        decode_audio(clip.path).samples, beam_size=beam_size
+    )
+    return "".join(s.text for s in segments)
+
+
+def evaluate_clips(
+    clips: list[Clip],
+    transcriber: Transcriber,
+    options: TranscribeOptions,
+    baseline: bool = True,
+    progress=None,
+) -> list[ClipResult]:
+    results = []
+    for clip in clips:
+        started = time.perf_counter()
+        transcript = transcriber.transcribe_file(clip.path, options)
+        elapsed = time.perf_counter() - started
+        result = ClipResult(
+            clip,
+            "sanyu",
+            transcript.text,
+            score(clip.reference, transcript.text, clip.language) if clip.reference else None,
+            elapsed,
+            transcript.languages,
+        )
+        if clip.rttm is not None and options.diarize:
+            from sanyu.evaluation.diarization import der, turns_from_transcript
+
+            result.der = der(clip.rttm, turns_from_transcript(transcript), uem_path=clip.uem)
+        results.append(result)
+        if baseline and clip.reference:
+            started = time.perf_counter()
+            text = plain_faster_whisper(transcriber, clip, options.beam_size)
+            results.append(
+                ClipResult(
+                    clip, "faster-whisper", text, score(clip.reference, text, clip.language),
+                    time.perf_counter() - started,
+                )
+            )
+        if progress:
+            progress(clip)
+    return results
+
+
+def pooled_by_language(results: list[ClipResult]) -> dict[tuple[str, str], float]:
+    groups: dict[tuple[str, str], list[Score]] = defaultdict(list)
+    for result in results:
+        if result.score is not None:
+            groups[(result.system, result.clip.language)].append(result.score)
+    return {key: pooled(scores) for key, scores in groups.items()}
+
+
+@dataclass
+class LanguageIdResult:
+    accuracy: float
+    segments: int
+    confusions: dict[tuple[str, str], int]
+    pooled: dict[str, float]  # per language, the joined file's error rate
+    pooled_parts: dict[str, float]  # per language, the parts transcribed one by one
+    transcript: Transcript
+
+
+def _part_of(parts: list[JoinedPart], start: float, end: float) -> JoinedPart:
+    return max(parts, key=lambda p: min(end, p.end) - max(start, p.start))
+
+
+def evaluate_language_id(
+    root: str | Path,
+    transcriber: Transcriber,
+    options: TranscribeOptions,
+    per_language: int = 4,
+    gap_s: float = 1.0,
+) -> LanguageIdResult:
+    """Join yue, zh and en clips (interleaved) into one file; score per-segment language tags.
+
+    Accuracy counts each output segment against the language of the part it overlaps most.
+    """
+    by_language = defaultdict(list)
+    for clip in load_clips(root, ("yue", "zh", "en")):
+        if clip.reference and len(by_language[clip.language]) < per_language:
+            by_language[clip.language].append(clip)
+    order = []
+    for i in range(per_language):
+        for language in ("yue", "zh", "en"):
+            if i < len(by_language[language]):
+                order.append(by_language[language][i])
+    with tempfile.TemporaryDirectory() as tmp:
+        joined = Path(tmp) / "joined.wav"
+        parts = join_clips(order, joined, gap_s)
+        transcript = transcriber.transcribe_file(joined, options)
+    confusions: dict[tuple[str, str], int] = defaultdict(int)
+    texts: dict[int, list[str]] = defaultdict(list)
+    for segment in transcript.segments:
+        part = _part_of(parts, segment.start, segment.end)
+        confusions[(part.language, segment.language)] += 1
+        texts[parts.index(part)].append(segment.text)
+    correct = sum(n for (truth, said), n in confusions.items() if truth == said)
+    total = sum(confusions.values())
+    joined_scores, part_scores = defaultdict(list), defaultdict(list)
+    for index, (part, clip) in enumerate(zip(parts, order)):
+        joined_text = join_texts(texts[index])
+        joined_scores[part.language].append(score(part.reference, joined_text, part.language))
+        alone = transcriber.transcribe_file(clip.path, options)
+        part_scores[part.language].append(score(part.reference, alone.text, part.language))
+    return LanguageIdResult(
+        accuracy=correct / total if total else 0.0,
+        segments=total,
+        confusions=dict(confusions),
+        pooled={lang: pooled(s) for lang, s in joined_scores.items()},
+        pooled_parts={lang: pooled(s) for lang, s in part_scores.items()},
+        transcript=transcript,
+    )

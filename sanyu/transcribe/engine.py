@@ -1,0 +1,384 @@
+"""Whisper on CTranslate2 (faster-whisper), with a language decided per chunk of speech.
+
+The flow for a batch of recordings:
+  VAD splits each recording into utterances → the model's language scores pick each utterance's
+  language among the candidates → consecutive utterances of one language are packed into chunks
+  of at most 30 s → chunks are decoded in batches across recordings (faster-whisper's batched
+  pipeline), Mandarin-detected chunks checked for Cantonese (see language.py) → hallucination
+  guards → script conversion → one Transcript per recording.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+from faster_whisper import BatchedInferencePipeline, WhisperModel
+from faster_whisper.audio import pad_or_trim
+from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import TranscriptionOptions, get_compression_ratio
+from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+from sanyu.audio import SAMPLE_RATE, Audio
+from sanyu.models import resolve_whisper
+from sanyu.options import ModelOptions, TranscribeOptions
+from sanyu.schema import Segment, Transcript, Word
+from sanyu.transcribe import guards
+from sanyu.transcribe.language import dialect_evidence, is_latin_word, restrict_language
+from sanyu.transcribe.script import apply_script
+
+log = logging.getLogger(__name__)
+
+CHUNK_SECONDS = 30.0
+# Utterances closer than this are packed into one chunk when they share a language.
+MAX_PACK_GAP_S = 2.0
+# Written in colloquial Cantonese, so the model may write the particles it hears.
+CANTONESE_PROMPT = "以下係廣東話嘅句子，佢哋喺度講緊嘢。"
+FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import ctranslate2
+
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+def resolve_compute_type(compute_type: str, device: str) -> str:
+    if compute_type != "auto":
+        return compute_type
+    return "float16" if device == "cuda" else "int8"
+
+
+@dataclass(eq=False)
+class _Chunk:
+    item: int  # index of the recording in the batch
+    start: float
+    end: float
+    language: str = "zh"
+    language_probability: float = 1.0
+    prompt: str | None = None
+    segments: list[Segment] = field(default_factory=list)
+    avg_logprob: float = 0.0
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+class WhisperEngine:
+    """A loaded Whisper model and the per-chunk-language transcription around it."""
+
+    def __init__(self, model_options: ModelOptions | None = None):
+        self.model_options = model_options or ModelOptions()
+        self.device = resolve_device(self.model_options.device)
+        self.compute_type = resolve_compute_type(self.model_options.compute_type, self.device)
+        self.model_path = resolve_whisper(self.model_options.model)
+        self.model = WhisperModel(
+            self.model_path,
+            device=self.device,
+            compute_type=self.compute_type,
+            cpu_threads=self.model_options.cpu_threads,
+        )
+        self.batched = BatchedInferencePipeline(self.model)
+        # faster-whisper accepts language="yue" on every model, but only models whose tokenizer
+        # has the token (large-v3 and later) can use it; on others it silently yields garbage.
+        self.has_yue_token = self.model.hf_tokenizer.token_to_id("<|yue|>") is not None
+        self.multilingual = self.model.model.is_multilingual
+
+    # ---- public -------------------------------------------------------------------------
+
+    def transcribe(self, audio: Audio, options: TranscribeOptions) -> Transcript:
+        return self.transcribe_many([audio], options)[0]
+
+    def transcribe_many(self, audios: list[Audio], options: TranscribeOptions) -> list[Transcript]:
+        """Transcribe several recordings, batching their chunks together on the model."""
+        utterances = [
+            _Chunk(i, start, end)
+            for i, audio in enumerate(audios)
+            for start, end in self._speech_regions(audio, options)
+        ]
+        self._assign_languages(audios, utterances, options)
+        chunks = _pack(utterances)
+        self._decode(audios, chunks, options)
+        return [self._assemble(i, audio, chunks, options) for i, audio in enumerate(audios)]
+
+    # ---- stages -------------------------------------------------------------------------
+
+    def _speech_regions(self, audio: Audio, options: TranscribeOptions) -> list[tuple[float, float]]:
+        if audio.duration == 0:
+            return []
+        if not options.vad:
+            return [
+                (start, min(start + CHUNK_SECONDS, audio.duration))
+                for start in np.arange(0, audio.duration, CHUNK_SECONDS)
+            ]
+        vad = VadOptions(
+            min_silence_duration_ms=500, speech_pad_ms=200, max_speech_duration_s=CHUNK_SECONDS - 1
+        )
+        return [
+            (ts["start"] / SAMPLE_RATE, ts["end"] / SAMPLE_RATE)
+            for ts in get_speech_timestamps(audio.samples, vad)
+        ]
+
+    def _features(self, audio: Audio, chunk: _Chunk) -> np.ndarray:
+        samples = audio.slice(chunk.start, chunk.end)
+        return pad_or_trim(self.model.feature_extractor(samples)[..., :-1])
+
+    def _assign_languages(
+        self, audios: list[Audio], chunks: list[_Chunk], options: TranscribeOptions
+    ) -> None:
+        if options.language != "auto" or not self.multilingual:
+            language = options.language if self.multilingual else "en"
+            for chunk in chunks:
+                chunk.language = language
+            return
+        for batch in _batches(chunks, options.batch_size):
+            features = np.stack([self._features(audios[c.item], c) for c in batch])
+            encoded = self.model.encode(features)
+            for chunk, scores in zip(batch, self.model.model.detect_language(encoded)):
+                probabilities = [(token[2:-2], p) for token, p in scores]
+                chunk.language, chunk.language_probability = restrict_language(
+                    probabilities, options.candidate_languages
+                )
+
+    def _decode(self, audios: list[Audio], chunks: list[_Chunk], options: TranscribeOptions) -> None:
+        # Chunks the acoustic scores call Chinese: decode under a Cantonese prompt first, unless
+        # the user fixed Mandarin, or the model can write Cantonese with its own token.
+        candidates_yue = options.language == "auto" and "yue" in options.candidate_languages
+        cantonese_first = []
+        for chunk in chunks:
+            if chunk.language == "yue" and not self.has_yue_token:
+                chunk.language = "zh"
+                cantonese_first.append(chunk)
+            elif chunk.language == "zh" and candidates_yue and not self.has_yue_token:
+                cantonese_first.append(chunk)
+        others = [c for c in chunks if c not in cantonese_first]
+        self._run(audios, others, options, dialect_prompt=None)
+        if not cantonese_first:
+            return
+        self._run(audios, cantonese_first, options, dialect_prompt=CANTONESE_PROMPT)
+        if options.language == "yue":
+            for chunk in cantonese_first:
+                chunk.language = "yue"
+            return
+        # Where the Cantonese decode shows no clear Cantonese, decode again without the prompt
+        # and keep whichever reading the evidence and the model's confidence favour.
+        undecided = []
+        for chunk in cantonese_first:
+            evidence = dialect_evidence("".join(s.text for s in chunk.segments))
+            if evidence.score >= 1.0:
+                chunk.language = "yue"
+            else:
+                undecided.append((chunk, evidence, chunk.segments, chunk.avg_logprob))
+        if not undecided:
+            return
+        self._run(audios, [c for c, *_ in undecided], options, dialect_prompt=None)
+        for chunk, evidence, cantonese_segments, cantonese_logprob in undecided:
+            plain = dialect_evidence("".join(s.text for s in chunk.segments))
+            if evidence.score > 0 and plain.score <= 0 and cantonese_logprob > chunk.avg_logprob:
+                chunk.language, chunk.segments = "yue", cantonese_segments
+            else:
+                chunk.language = "zh"
+
+    def _run(
+        self,
+        audios: list[Audio],
+        chunks: list[_Chunk],
+        options: TranscribeOptions,
+        dialect_prompt: str | None,
+    ) -> None:
+        """Decode chunks in batches, grouped by the language token their prompt needs."""
+        by_language: dict[str, list[_Chunk]] = defaultdict(list)
+        for chunk in chunks:
+            by_language[chunk.language].append(chunk)
+        for language, group in by_language.items():
+            prompt = _join_prompt(dialect_prompt, options)
+            tokenizer = Tokenizer(
+                self.model.hf_tokenizer, self.multilingual, task="transcribe", language=language
+            )
+            decode_options = self._decode_options(options, prompt, tokenizer)
+            for batch in _batches(group, options.batch_size):
+                features = np.stack([self._features(audios[c.item], c) for c in batch])
+                metadata = [{"offset": c.start, "duration": c.duration} for c in batch]
+                outputs = self.batched.forward(features, tokenizer, metadata, decode_options)
+                for chunk, raw_segments in zip(batch, outputs):
+                    chunk.prompt = prompt
+                    self._accept(audios[chunk.item], chunk, raw_segments, options, prompt)
+
+    def _decode_options(
+        self, options: TranscribeOptions, prompt: str | None, tokenizer: Tokenizer
+    ) -> TranscriptionOptions:
+        return TranscriptionOptions(
+            beam_size=options.beam_size,
+            best_of=5,
+            patience=1.0,
+            length_penalty=1.0,
+            repetition_penalty=1.0,
+            no_repeat_ngram_size=0,
+            log_prob_threshold=guards.LOGPROB_THRESHOLD,
+            no_speech_threshold=guards.NO_SPEECH_THRESHOLD,
+            compression_ratio_threshold=guards.COMPRESSION_RATIO_THRESHOLD,
+            condition_on_previous_text=False,
+            prompt_reset_on_temperature=0.5,
+            temperatures=[0.0],
+            initial_prompt=prompt,
+            prefix=None,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+            without_timestamps=False,
+            max_initial_timestamp=0.0,
+            word_timestamps=options.word_timestamps,
+            prepend_punctuations="\"'“¿([{-",
+            append_punctuations="\"'.。,，!！?？:：”)]}、",
+            multilingual=False,
+            max_new_tokens=None,
+            clip_timestamps="0",
+            hallucination_silence_threshold=None,
+            hotwords=options.hotwords,
+        )
+
+    def _accept(
+        self,
+        audio: Audio,
+        chunk: _Chunk,
+        raw_segments: list[dict],
+        options: TranscribeOptions,
+        prompt: str | None,
+    ) -> None:
+        """Turn one chunk's decoder output into Segments, re-decoding it if it ran away."""
+        text = "".join(s["text"] for s in raw_segments)
+        if text.strip() and get_compression_ratio(text) > guards.COMPRESSION_RATIO_THRESHOLD:
+            raw_segments = self._fallback(audio, chunk, options, prompt) or raw_segments
+        segments = []
+        for raw in raw_segments:
+            seg_text = guards.collapse_repetitions(raw["text"].strip())
+            if not seg_text or guards.is_silence(raw["no_speech_prob"], raw["avg_logprob"]):
+                continue
+            if prompt and guards.echoes_prompt(seg_text, [prompt]):
+                continue
+            words = [
+                Word(
+                    start=round(w["start"], 3),
+                    end=round(w["end"], 3),
+                    text=w["word"],
+                    probability=round(w["probability"], 4),
+                )
+                for w in raw.get("words") or []
+            ]
+            segments.append(
+                Segment(
+                    start=round(max(raw["start"], chunk.start), 3),
+                    end=round(min(raw["end"], chunk.end), 3),
+                    text=seg_text,
+                    language=chunk.language,
+                    words=words,
+                    avg_logprob=round(raw["avg_logprob"], 4),
+                    no_speech_prob=round(raw["no_speech_prob"], 4),
+                )
+            )
+        chunk.segments = segments
+        chunk.avg_logprob = raw_segments[0]["avg_logprob"] if raw_segments else -10.0
+
+    def _fallback(
+        self, audio: Audio, chunk: _Chunk, options: TranscribeOptions, prompt: str | None
+    ) -> list[dict] | None:
+        """Decode one chunk again with temperature fallback (faster-whisper's sequential path)."""
+        segments, _ = self.model.transcribe(
+            audio.slice(chunk.start, chunk.end),
+            language=chunk.language,
+            beam_size=options.beam_size,
+            initial_prompt=prompt,
+            hotwords=options.hotwords,
+            temperature=FALLBACK_TEMPERATURES,
+            word_timestamps=options.word_timestamps,
+            condition_on_previous_text=False,
+            vad_filter=False,
+        )
+        raw = [
+            {
+                "text": s.text,
+                "start": s.start + chunk.start,
+                "end": s.end + chunk.start,
+                "avg_logprob": s.avg_logprob,
+                "no_speech_prob": s.no_speech_prob,
+                "words": [
+                    {
+                        "word": w.word,
+                        "start": w.start + chunk.start,
+                        "end": w.end + chunk.start,
+                        "probability": w.probability,
+                    }
+                    for w in s.words or []
+                ],
+            }
+            for s in segments
+        ]
+        text = "".join(s["text"] for s in raw)
+        if text.strip() and get_compression_ratio(text) > guards.COMPRESSION_RATIO_THRESHOLD:
+            return None
+        return raw
+
+    def _assemble(
+        self, item: int, audio: Audio, chunks: list[_Chunk], options: TranscribeOptions
+    ) -> Transcript:
+        segments = []
+        for chunk in sorted((c for c in chunks if c.item == item), key=lambda c: c.start):
+            for segment in chunk.segments:
+                segment.language = chunk.language  # decided after decoding for Chinese chunks
+                _tag_word_languages(segment)
+                segments.append(apply_script(segment, options.script, options.mandarin_script))
+        speech_time: dict[str, float] = defaultdict(float)
+        for segment in segments:
+            speech_time[segment.language] += segment.duration
+        return Transcript(
+            source=audio.source,
+            duration=round(audio.duration, 3),
+            segments=segments,
+            model=self.model_options.model,
+            languages=sorted(speech_time, key=speech_time.get, reverse=True),
+            options=options.to_dict(),
+        )
+
+
+def _tag_word_languages(segment: Segment) -> None:
+    """In Chinese segments, mark Latin-script words as English (code-switching)."""
+    if segment.language in ("zh", "yue"):
+        for word in segment.words:
+            if is_latin_word(word.text):
+                word.language = "en"
+
+
+def _pack(utterances: list[_Chunk]) -> list[_Chunk]:
+    """Merge consecutive utterances of one recording and language into chunks of ≤ 30 s."""
+    chunks: list[_Chunk] = []
+    for utt in utterances:
+        last = chunks[-1] if chunks else None
+        if (
+            last is not None
+            and last.item == utt.item
+            and last.language == utt.language
+            and utt.start - last.end <= MAX_PACK_GAP_S
+            and utt.end - last.start <= CHUNK_SECONDS
+        ):
+            last.end = utt.end
+        else:
+            chunks.append(
+                _Chunk(utt.item, utt.start, utt.end, utt.language, utt.language_probability)
+            )
+    return chunks
+
+
+def _batches(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _join_prompt(dialect_prompt: str | None, options: TranscribeOptions) -> str | None:
+    parts = [dialect_prompt, options.prompt, "、".join(options.glossary) or None]
+    text = " ".join(p for p in parts if p)
+    return text or None
+

@@ -1,0 +1,50 @@
+"""Guards against Whisper's hallucinations: text on silence, runaway repetition, prompt echoes."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from difflib import SequenceMatcher
+
+# Whisper's own thresholds (openai/whisper transcribe.py).
+NO_SPEECH_THRESHOLD = 0.6
+LOGPROB_THRESHOLD = -1.0
+COMPRESSION_RATIO_THRESHOLD = 2.4
+
+# A unit of 1-20 characters repeated at least 4 times in a row ("謝謝謝謝謝", "ha ha ha ha").
+_REPEAT = re.compile(r"(.{1,20}?)(?:\s*\1){3,}", re.DOTALL)
+
+
+def is_silence(no_speech_prob: float | None, avg_logprob: float | None) -> bool:
+    """Whisper's rule: the model thinks there is no speech and is not confident in its text."""
+    if no_speech_prob is None or avg_logprob is None:
+        return False
+    return no_speech_prob > NO_SPEECH_THRESHOLD and avg_logprob < LOGPROB_THRESHOLD
+
+
+def collapse_repetitions(text: str) -> str:
+    """Reduce a run of one unit repeated four or more times to a single occurrence."""
+    return _REPEAT.sub(lambda m: m.group(1), text)
+
+
+def _comparable(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower()
+    return "".join(c for c in text if c.isalnum())
+
+
+def echoes_prompt(text: str, prompts: list[str]) -> bool:
+    """True for a segment that merely repeats (part of) the prompt it was decoded with."""
+    mine = _comparable(text)
+    if len(mine) < 4:
+        return False
+    for prompt in prompts:
+        theirs = _comparable(prompt)
+        if not theirs:
+            continue
+        if mine in theirs:
+            return True
+        matcher = SequenceMatcher(None, mine, theirs, autojunk=False)
+        matched = sum(block.size for block in matcher.get_matching_blocks())
+        if matched / len(mine) >= 0.8:
+            return True
+    return False

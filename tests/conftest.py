@@ -1,0 +1,54 @@
+"""Shared fixtures: the real evaluation clips, generated audio, and one loaded Transcriber."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_EVAL = REPO.parent / "shared" / "eval"
+
+
+def eval_clip(relative: str) -> Path:
+    """A clip from ../shared/eval, or a skip that says why."""
+    path = SHARED_EVAL / relative
+    if not path.exists():
+        pytest.skip(f"needs the shared evaluation clips at {SHARED_EVAL} (absent in this checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_eval() -> Path:
+    if not SHARED_EVAL.is_dir():
+        pytest.skip(f"needs the shared evaluation clips at {SHARED_EVAL} (absent in this checkout)")
+    return SHARED_EVAL
+
+
+@pytest.fixture(scope="session")
+def transcriber():
+    from sanyu import ModelOptions, Transcriber
+
+    return Transcriber(ModelOptions(model="base"))
+
+
+def write_wav(path: Path, samples: np.ndarray, sample_rate: int = 16000) -> Path:
+    from sanyu.evaluation.dataset import write_wav as _write
+
+    _write(path, samples, sample_rate)
+    return path
+
+
+def espeak(text: str, path: Path, voice: str = "en") -> Path:
+    """Synthesised speech for cheap cases (accuracy is measured on the real clips)."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    subprocess.run(["espeak-ng", "-v", voice, "-w", str(path), text], check=True, capture_output=True)
+    return path

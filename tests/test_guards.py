@@ -1,0 +1,30 @@
+"""Hallucination guards as pure functions."""
+
+from __future__ import annotations
+
+from sanyu.transcribe.guards import collapse_repetitions, echoes_prompt, is_silence
+
+
+def test_runaway_repetition_collapses():
+    assert collapse_repetitions("謝謝謝謝謝謝謝謝") == "謝"
+    assert collapse_repetitions("好的好的好的好的好的") == "好的"
+    assert collapse_repetitions("thank you thank you thank you thank you") == "thank you"
+
+
+def test_ordinary_repeats_survive():
+    assert collapse_repetitions("謝謝大家") == "謝謝大家"
+    assert collapse_repetitions("very very good") == "very very good"
+
+
+def test_prompt_echo_is_detected():
+    prompt = "以下係廣東話嘅句子，佢哋喺度講緊嘢。"
+    assert echoes_prompt("廣東話嘅句子，佢哋喺度講緊嘢", [prompt])
+    assert not echoes_prompt("今日天氣好好", [prompt])
+    assert not echoes_prompt("嘢", [prompt])  # too short to judge
+
+
+def test_silence_rule_needs_both_signals():
+    assert is_silence(0.9, -1.5)
+    assert not is_silence(0.9, -0.2)
+    assert not is_silence(0.1, -1.5)
+    assert not is_silence(None, None)
