@@ -34,25 +34,34 @@ class Transcriber:
         return Diarizer(device=self.model_options.device)
 
     def transcribe_audio(self, audio: Audio, options: TranscribeOptions | None = None) -> Transcript:
-        options = options or TranscribeOptions()
-        with self._lock:  # one model, one decode at a time; batching happens inside the engine
-            transcript = self.engine.transcribe(audio, options)
-            if options.diarize:
-                from sanyu.diarize.merge import assign_speakers
-
-                turns = self.diarizer(
-                    audio,
-                    num_speakers=options.num_speakers,
-                    min_speakers=options.min_speakers,
-                    max_speakers=options.max_speakers,
-                )
-                transcript = assign_speakers(transcript, turns)
-        return transcript
+        return self.transcribe_many([audio], options)[0]
 
     def transcribe_file(
         self, path: str | os.PathLike, options: TranscribeOptions | None = None
     ) -> Transcript:
         return self.transcribe_audio(decode_audio(path), options)
+
+    def transcribe_many(
+        self, audios: list[Audio], options: TranscribeOptions | None = None
+    ) -> list[Transcript]:
+        """Transcribe several recordings, their speech chunks batched together on the model."""
+        options = options or TranscribeOptions()
+        with self._lock:
+            transcripts = self.engine.transcribe_many(audios, options)
+            if options.diarize:
+                transcripts = [self._diarize(audio, t, options) for audio, t in zip(audios, transcripts)]
+        return transcripts
+
+    def _diarize(self, audio: Audio, transcript: Transcript, options: TranscribeOptions) -> Transcript:
+        from sanyu.diarize.merge import assign_speakers
+
+        turns = self.diarizer(
+            audio,
+            num_speakers=options.num_speakers,
+            min_speakers=options.min_speakers,
+            max_speakers=options.max_speakers,
+        )
+        return assign_speakers(transcript, turns)
 
 
 _shared: dict[ModelOptions, Transcriber] = {}
