@@ -129,13 +129,16 @@ def expand_inputs(inputs: tuple[str, ...]) -> list[str]:
 
 
 def unique_stems(paths: list[str]) -> list[str]:
-    """Output names from input names; a repeated name gets -2, -3, ... so none overwrites another."""
-    from sanyu.output.naming import safe_name
+    """Output names from input names; a repeated name gets -2, -3, ... so none overwrites another.
 
+    A file name cannot hold a path separator; control characters and a leading dot or dash
+    (hidden files, option-like names) are replaced.
+    """
     seen: dict[str, int] = {}
     stems = []
     for path in paths:
-        stem = safe_name(Path(path).stem) or "audio"
+        readable = "".join(c if c.isprintable() else "_" for c in Path(path).stem)
+        stem = readable.lstrip(".-") or "audio"
         seen[stem] = seen.get(stem, 0) + 1
         stems.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
     return stems

@@ -1,0 +1,93 @@
+"""End to end on real recordings: languages per segment, scripts, guards, timestamps."""
+
+from __future__ import annotations
+
+import numpy as np
+import opencc
+import pytest
+
+from conftest import eval_clip, write_wav
+from sanyu import TranscribeOptions
+from sanyu.audio import Audio
+from sanyu.evaluation.runner import evaluate_language_id
+from sanyu.evaluation.text import score
+
+pytestmark = pytest.mark.slow
+
+T2S = opencc.OpenCC("t2s")
+S2T = opencc.OpenCC("s2t")
+
+
+def test_english_clip(transcriber):
+    clip = eval_clip("en/en_jfk_whisper.flac")
+    transcript = transcriber.transcribe_file(clip, TranscribeOptions())
+    assert transcript.languages == ["en"]
+    reference = clip.with_suffix(".txt").read_text()
+    assert score(reference, transcript.text, "en").rate < 0.1
+    for segment in transcript.segments:
+        assert segment.words, "word timestamps are on by default"
+        assert all(segment.start - 0.5 <= w.start <= w.end <= segment.end + 0.5 for w in segment.words)
+    starts = [s.start for s in transcript.segments]
+    assert starts == sorted(starts)
+
+
+def test_cantonese_is_tagged_yue_and_written_in_traditional(transcriber):
+    clip = eval_clip("yue/yue_sherpa_yue-6.wav")
+    transcript = transcriber.transcribe_file(clip, TranscribeOptions(mandarin_script="simplified"))
+    assert transcript.languages[0] == "yue"
+    text = transcript.text
+    assert T2S.convert(text) != text, "Traditional characters expected for Cantonese"
+    assert S2T.convert(text) == text or opencc.OpenCC("s2hk").convert(text) == text
+    reference = clip.with_suffix(".txt").read_text()
+    assert score(reference, text, "yue").rate < 0.35
+
+
+@pytest.mark.parametrize("script,converter", [("simplified", T2S), ("traditional", S2T)])
+def test_mandarin_is_written_in_the_chosen_script(transcriber, script, converter):
+    clip = eval_clip("zh/zh_funasr_asr_example.wav")
+    transcript = transcriber.transcribe_file(clip, TranscribeOptions(mandarin_script=script))
+    assert transcript.languages == ["zh"]
+    assert transcript.text and converter.convert(transcript.text) == transcript.text
+    reference = clip.with_suffix(".txt").read_text()
+    assert score(reference, transcript.text, "zh").rate < 0.3
+
+
+def test_fixed_language_skips_detection(transcriber):
+    clip = eval_clip("en/en_librispeech_1995-1837-0001.wav")
+    transcript = transcriber.transcribe_file(clip, TranscribeOptions(language="en"))
+    assert {s.language for s in transcript.segments} == {"en"}
+
+
+def test_joined_yue_zh_en_parts_keep_their_own_language(transcriber, shared_eval):
+    result = evaluate_language_id(shared_eval, transcriber, TranscribeOptions(), per_language=2)
+    tagged: dict[str, set[str]] = {}
+    for (truth, said), count in result.confusions.items():
+        tagged.setdefault(truth, set()).add(said)
+    assert set(tagged) == {"yue", "zh", "en"}, "every part must produce segments"
+    assert result.accuracy >= 0.8, result.confusions
+    for language, joined in result.pooled.items():
+        assert joined <= result.pooled_parts[language] + 0.05, (language, joined, result.pooled_parts)
+
+
+def _synthetic(seconds: float, kind: str) -> Audio:
+    rng = np.random.default_rng(0)
+    n = int(seconds * 16000)
+    if kind == "silence":
+        samples = np.zeros(n, dtype=np.float32)
+    elif kind == "noise":
+        samples = (rng.standard_normal(n) * 0.05).astype(np.float32)
+    else:
+        samples = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / 16000)).astype(np.float32)
+    return Audio(samples=samples, source=kind)
+
+
+@pytest.mark.parametrize("kind", ["silence", "noise", "tone"])
+def test_no_text_without_speech(transcriber, kind):
+    transcript = transcriber.transcribe_audio(_synthetic(8.0, kind), TranscribeOptions())
+    assert transcript.segments == [] and transcript.text == ""
+
+
+def test_no_text_on_silence_even_without_vad(transcriber, tmp_path):
+    path = write_wav(tmp_path / "quiet.wav", np.zeros(16000 * 5, dtype=np.float32))
+    transcript = transcriber.transcribe_file(path, TranscribeOptions(vad=False))
+    assert transcript.text == ""
