@@ -15,6 +15,8 @@ export RAY_AUTH_MODE := disabled
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 export RAY_USAGE_STATS_ENABLED := 0
 export HF_HUB_OFFLINE := 1
+# Without cached bytecode every new Python process (Ray workers, CLI runs) spends ~30 s importing.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test setup system-deps models lock clean
 
@@ -42,6 +44,7 @@ $(INSTALLED): requirements.lock setup.cfg
 	@# Without it torchaudio falls back to pure Python, which covers what pyannote uses (fbank, resample).
 	$(PY) -c "import torchaudio" 2>/dev/null || rm -f $(VENV)/lib/python3*/site-packages/torchaudio/lib/*.so
 	$(PY) -c "import torchaudio, pyannote.audio, faster_whisper, ray"
+	$(PY) -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
 	touch $@
 
 models: $(INSTALLED)
