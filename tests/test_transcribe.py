@@ -91,3 +91,13 @@ def test_no_text_on_silence_even_without_vad(transcriber, tmp_path):
     path = write_wav(tmp_path / "quiet.wav", np.zeros(16000 * 5, dtype=np.float32))
     transcript = transcriber.transcribe_file(path, TranscribeOptions(vad=False))
     assert transcript.text == ""
+
+
+def test_glossary_term_is_recognised_only_with_the_glossary(transcriber):
+    clip = eval_clip("zh/zh_funasrnano_rag_math.wav")  # "微分几何": base hears "微分几合"
+    plain = transcriber.transcribe_file(clip, TranscribeOptions(language="zh"))
+    assert "微分几何" not in plain.text
+    glossary = transcriber.transcribe_file(
+        clip, TranscribeOptions(language="zh", glossary=("微分几何", "积分"))
+    )
+    assert "微分几何" in glossary.text

@@ -26,16 +26,23 @@ from sanyu.models import resolve_whisper
 from sanyu.options import ModelOptions, TranscribeOptions
 from sanyu.schema import Segment, Transcript, Word
 from sanyu.transcribe import guards
-from sanyu.transcribe.language import dialect_evidence, is_latin_word, restrict_language
+from sanyu.transcribe.language import cantonese_score, is_latin_word, restrict_language, tonality
 from sanyu.transcribe.script import apply_script
 
 log = logging.getLogger(__name__)
 
 CHUNK_SECONDS = 30.0
+# A decode that stops this long before its chunk ends is continued from where it stopped
+# (Whisper sometimes emits end-of-text early; the sequential decoder would seek on).
+CONTINUE_AFTER_S = 2.0
+MAX_CONTINUATIONS = 3
 # Utterances closer than this are packed into one chunk when they share a language.
 MAX_PACK_GAP_S = 2.0
 # Written in colloquial Cantonese, so the model may write the particles it hears.
 CANTONESE_PROMPT = "以下係廣東話嘅句子，佢哋喺度講緊嘢。"
+# Calibrated on the shared clips (docs/language.md): a Mandarin chunk decoded as Cantonese costs
+# far more accuracy than the reverse, so the evidence must be clearly positive.
+CANTONESE_THRESHOLD = 0.0
 FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)
 
 
@@ -60,9 +67,11 @@ class _Chunk:
     end: float
     language: str = "zh"
     language_probability: float = 1.0
-    prompt: str | None = None
+    tonal_lean: float = 0.0
+    speech_seconds: float = 0.0
     segments: list[Segment] = field(default_factory=list)
-    avg_logprob: float = 0.0
+    # Set on a continuation: the rest of a chunk whose decode ended early.
+    parent: _Chunk | None = None
 
     @property
     def duration(self) -> float:
@@ -144,6 +153,7 @@ class WhisperEngine:
                 chunk.language, chunk.language_probability = restrict_language(
                     probabilities, options.candidate_languages
                 )
+                chunk.tonal_lean = tonality(dict(probabilities))
 
     def _decode(self, audios: list[Audio], chunks: list[_Chunk], options: TranscribeOptions) -> None:
         # Chunks the acoustic scores call Chinese: decode under a Cantonese prompt first, unless
@@ -165,24 +175,19 @@ class WhisperEngine:
             for chunk in cantonese_first:
                 chunk.language = "yue"
             return
-        # Where the Cantonese decode shows no clear Cantonese, decode again without the prompt
-        # and keep whichever reading the evidence and the model's confidence favour.
-        undecided = []
+        # Chunks whose Cantonese decode and tonality do not make the case are Mandarin: decode
+        # them again without the Cantonese prompt.
+        mandarin = []
         for chunk in cantonese_first:
-            evidence = dialect_evidence("".join(s.text for s in chunk.segments))
-            if evidence.score >= 1.0:
+            words = [(w.text, w.probability) for s in chunk.segments for w in s.words]
+            score = cantonese_score(words, chunk.tonal_lean)
+            log.debug("chunk %.2f-%.2f of item %d: Cantonese score %.3f", chunk.start, chunk.end, chunk.item, score)
+            if score > CANTONESE_THRESHOLD:
                 chunk.language = "yue"
             else:
-                undecided.append((chunk, evidence, chunk.segments, chunk.avg_logprob))
-        if not undecided:
-            return
-        self._run(audios, [c for c, *_ in undecided], options, dialect_prompt=None)
-        for chunk, evidence, cantonese_segments, cantonese_logprob in undecided:
-            plain = dialect_evidence("".join(s.text for s in chunk.segments))
-            if evidence.score > 0 and plain.score <= 0 and cantonese_logprob > chunk.avg_logprob:
-                chunk.language, chunk.segments = "yue", cantonese_segments
-            else:
                 chunk.language = "zh"
+                mandarin.append(chunk)
+        self._run(audios, mandarin, options, dialect_prompt=None)
 
     def _run(
         self,
@@ -201,13 +206,21 @@ class WhisperEngine:
                 self.model.hf_tokenizer, self.multilingual, task="transcribe", language=language
             )
             decode_options = self._decode_options(options, prompt, tokenizer)
-            for batch in _batches(group, options.batch_size):
-                features = np.stack([self._features(audios[c.item], c) for c in batch])
-                metadata = [{"offset": c.start, "duration": c.duration} for c in batch]
-                outputs = self.batched.forward(features, tokenizer, metadata, decode_options)
-                for chunk, raw_segments in zip(batch, outputs):
-                    chunk.prompt = prompt
-                    self._accept(audios[chunk.item], chunk, raw_segments, options, prompt)
+            pending = group
+            for _ in range(1 + MAX_CONTINUATIONS):
+                continuations = []
+                for batch in _batches(pending, options.batch_size):
+                    features = np.stack([self._features(audios[c.item], c) for c in batch])
+                    metadata = [{"offset": c.start, "duration": c.duration} for c in batch]
+                    outputs = self.batched.forward(features, tokenizer, metadata, decode_options)
+                    for chunk, raw_segments in zip(batch, outputs):
+                        self._accept(audios[chunk.item], chunk, raw_segments, options, prompt)
+                        rest = _continuation(chunk, raw_segments)
+                        if rest is not None:
+                            continuations.append(rest)
+                if not continuations:
+                    break
+                pending = continuations
 
     def _decode_options(
         self, options: TranscribeOptions, prompt: str | None, tokenizer: Tokenizer
@@ -231,7 +244,8 @@ class WhisperEngine:
             suppress_tokens=[-1],
             without_timestamps=False,
             max_initial_timestamp=0.0,
-            word_timestamps=options.word_timestamps,
+            # Always on: the Cantonese/Mandarin decision weighs each word's probability.
+            word_timestamps=True,
             prepend_punctuations="\"'“¿([{-",
             append_punctuations="\"'.。,，!！?？:：”)]}、",
             multilingual=False,
@@ -280,8 +294,10 @@ class WhisperEngine:
                     no_speech_prob=round(raw["no_speech_prob"], 4),
                 )
             )
-        chunk.segments = segments
-        chunk.avg_logprob = raw_segments[0]["avg_logprob"] if raw_segments else -10.0
+        if chunk.parent is None:
+            chunk.segments = segments
+        else:
+            chunk.parent.segments.extend(segments)
 
     def _fallback(
         self, audio: Audio, chunk: _Chunk, options: TranscribeOptions, prompt: str | None
@@ -329,7 +345,10 @@ class WhisperEngine:
         for chunk in sorted((c for c in chunks if c.item == item), key=lambda c: c.start):
             for segment in chunk.segments:
                 segment.language = chunk.language  # decided after decoding for Chinese chunks
-                _tag_word_languages(segment)
+                if options.word_timestamps:
+                    _tag_word_languages(segment)
+                else:
+                    segment.words = []
                 segments.append(apply_script(segment, options.script, options.mandarin_script))
         speech_time: dict[str, float] = defaultdict(float)
         for segment in segments:
@@ -364,12 +383,35 @@ def _pack(utterances: list[_Chunk]) -> list[_Chunk]:
             and utt.start - last.end <= MAX_PACK_GAP_S
             and utt.end - last.start <= CHUNK_SECONDS
         ):
+            # The chunk's tonality lean: its utterances' leans weighted by their speech time.
+            speech = last.speech_seconds + utt.duration
+            last.tonal_lean = (
+                last.tonal_lean * last.speech_seconds + utt.tonal_lean * utt.duration
+            ) / speech
+            last.speech_seconds = speech
             last.end = utt.end
         else:
             chunks.append(
-                _Chunk(utt.item, utt.start, utt.end, utt.language, utt.language_probability)
+                _Chunk(
+                    utt.item, utt.start, utt.end, utt.language, utt.language_probability,
+                    utt.tonal_lean, speech_seconds=utt.duration,
+                )
             )
     return chunks
+
+
+def _continuation(chunk: _Chunk, raw_segments: list[dict]) -> _Chunk | None:
+    """The undecoded rest of a chunk whose decode ended well before the chunk did."""
+    if not raw_segments:
+        return None  # nothing decoded at all: silence or noise, not an early stop
+    stopped = max(raw["end"] for raw in raw_segments)
+    if chunk.end - stopped < CONTINUE_AFTER_S:
+        return None
+    root = chunk.parent or chunk
+    return _Chunk(
+        chunk.item, stopped, chunk.end, chunk.language, chunk.language_probability,
+        chunk.tonal_lean, parent=root,
+    )
 
 
 def _batches(items: list, size: int):
