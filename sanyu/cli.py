@@ -302,5 +302,71 @@ def eval_command(manifest_dir, baseline, languages, language_id, **kwargs):
     print_report(results, language_result)
 
 
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on; 0.0.0.0 makes the server reachable from other machines.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--address", default=None,
+              help="Ray cluster to join (e.g. auto or host:6379); default: a local Ray on 127.0.0.1.")
+@click.option("--replicas", default="1", show_default=True,
+              help="Model replicas: a number, or auto (autoscaling from 1 to --max-replicas).")
+@click.option("--max-replicas", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--replica-cpus", type=float, default=0.5, show_default=True,
+              help="Ray CPUs reserved per model replica (fractional is fine).")
+@click.option("--replica-gpus", type=float, default=None,
+              help="GPUs per model replica; default 1 when the model runs on CUDA, else 0.")
+@click.option("--api-key", envvar="SANYU_API_KEY", default=None,
+              help="Require `Authorization: Bearer KEY` on /v1 (or set SANYU_API_KEY).")
+@click.option("--max-upload-mb", type=float, default=200, show_default=True)
+@click.option("--timeout", "request_timeout", type=float, default=900, show_default=True,
+              help="Seconds before a transcription request is answered 504.")
+@click.option("--max-batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Requests batched together on a replica (@serve.batch).")
+@click.option("--max-batch-audio", type=float, default=300, show_default=True,
+              help="Seconds of audio per model call; larger batches are split.")
+@click.option("--batch-wait-ms", type=float, default=100, show_default=True,
+              help="How long a batch waits to fill.")
+@click.option("--output", default="sanyu-jobs", show_default=True,
+              help="Folder or fsspec URL where /v1/jobs results are written.")
+@click.option("--input-root", "input_roots", multiple=True,
+              help="Folder or storage URL prefix /v1/jobs may read a `uri` from (repeatable); "
+                   "none: jobs take uploads only.")
+@click.option("--preload-diarizer/--lazy-diarizer", default=True, show_default=True,
+              help="Load the diarization model at start (readiness waits for it).")
+@model_options
+@transcribe_options
+def serve_command(host, port, address, replicas, max_replicas, replica_cpus, replica_gpus, api_key,
+                  max_upload_mb, request_timeout, max_batch_size, max_batch_audio, batch_wait_ms,
+                  output, input_roots, preload_diarizer, **kwargs):
+    """Serve transcription over HTTP (Ray Serve): an OpenAI-compatible
+    POST /v1/audio/transcriptions, async POST/GET /v1/jobs, /healthz and /readyz.
+
+    The transcription options below are every request's defaults; requests may override
+    language, prompt, script, diarization and speaker counts.
+    """
+    from sanyu.serve import ServeConfig, serve_forever
+
+    models, options = build_options(kwargs)
+    if replicas != "auto":
+        try:
+            replicas = int(replicas)
+        except ValueError:
+            raise click.BadParameter("a number or auto", param_hint="--replicas") from None
+    try:
+        config = ServeConfig(
+            model_options=models, default_options=options, host=host, port=port,
+            replicas=replicas, max_replicas=max_replicas, replica_cpus=replica_cpus,
+            replica_gpus=replica_gpus, api_key=api_key or None, max_upload_mb=max_upload_mb,
+            request_timeout_s=request_timeout, max_batch_size=max_batch_size,
+            max_batch_audio_s=max_batch_audio, batch_wait_timeout_s=batch_wait_ms / 1000,
+            output=output, input_roots=tuple(input_roots), preload_diarizer=preload_diarizer,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    for name, value in (("RAY_USAGE_STATS_ENABLED", "0"), ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")):
+        os.environ.setdefault(name, value)
+    serve_forever(config, address, echo=lambda line: click.echo(line, err=True))
+
+
 if __name__ == "__main__":
     main()

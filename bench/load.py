@@ -1,0 +1,268 @@
+"""Load test of the HTTP endpoint: N concurrent clients send real clips for a bounded time.
+
+Starts Ray Serve on 127.0.0.1 (a free port) and measures, for each batching configuration in turn
+(by default `@serve.batch` with max_batch_size 8, then 1, same machine, same clients, same clips):
+requests/s and audio seconds/s completed inside the window, p50/p95/max latency, errors, and how
+the replica actually batched (mean requests per model call). Prints a Markdown table and the
+throughput ratio batched / unbatched; ``--json`` writes the raw figures.
+
+    .venv/bin/python bench/load.py                      # 50 clients, 60 s per configuration
+    .venv/bin/python bench/load.py --clients 20 --duration 30 --batch-sizes 8,4,1
+
+Not a test: it takes minutes and its figures depend on the machine and on what else runs there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import socket
+import statistics
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+for _name, _value in {
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "PYANNOTE_METRICS_ENABLED": "0",
+    "HF_HUB_OFFLINE": "1",
+}.items():
+    os.environ.setdefault(_name, _value)
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_EVAL = REPO.parent / "shared" / "eval"
+sys.path.insert(0, str(REPO))
+
+
+@dataclass
+class Outcome:
+    started: float
+    finished: float
+    status: int  # HTTP status, 0 for a client-side failure
+    audio_s: float
+
+
+@dataclass
+class RunResult:
+    max_batch_size: int
+    clients: int
+    window_s: float
+    outcomes: list[Outcome] = field(default_factory=list)
+    batching: dict = field(default_factory=dict)
+    load_before: tuple = ()
+    load_after: tuple = ()
+
+    def summary(self, t0: float) -> dict:
+        end = t0 + self.window_s
+        ok = [o for o in self.outcomes if o.status == 200 and o.finished <= end + 0.5]
+        latencies = sorted(o.finished - o.started for o in ok)
+
+        def pct(p: float) -> float:
+            if not latencies:
+                return float("nan")
+            return latencies[min(len(latencies) - 1, int(round(p / 100 * (len(latencies) - 1))))]
+
+        return {
+            "max_batch_size": self.max_batch_size,
+            "clients": self.clients,
+            "window_s": self.window_s,
+            "completed_in_window": len(ok),
+            "requests_per_s": len(ok) / self.window_s,
+            "audio_s_per_s": sum(o.audio_s for o in ok) / self.window_s,
+            "p50_latency_s": pct(50),
+            "p95_latency_s": pct(95),
+            "max_latency_s": latencies[-1] if latencies else float("nan"),
+            "errors": sum(1 for o in self.outcomes if o.status not in (200, -1)),
+            "abandoned_at_end": sum(1 for o in self.outcomes if o.status == -1),
+            "requests_total": len(self.outcomes),
+            "replica_requests_per_busy_s": self.batching.get("items_per_busy_s"),
+            "mean_requests_per_model_call": self.batching.get("mean_items_per_call"),
+            "model_call_sizes": self.batching.get("sizes"),
+            "loadavg_before": self.load_before,
+            "loadavg_after": self.load_after,
+        }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def pick_clips(max_seconds: float) -> list[tuple[str, bytes, float]]:
+    import csv
+
+    manifest = SHARED_EVAL / "MANIFEST.tsv"
+    if not manifest.is_file():
+        sys.exit(f"needs the shared evaluation clips at {SHARED_EVAL}")
+    clips = []
+    with open(manifest, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            seconds = float(row["duration_s"])
+            if row["language"] in ("en", "zh", "yue") and seconds <= max_seconds:
+                path = SHARED_EVAL / row["file"]
+                clips.append((path.name, path.read_bytes(), seconds))
+    return clips
+
+
+def wait_ready(url: str, timeout: float = 600) -> None:
+    import requests
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if requests.get(f"{url}/readyz", timeout=30).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    sys.exit("server not ready in time")
+
+
+def run_clients(url: str, clips, clients: int, window_s: float, seed: int) -> tuple[list[Outcome], float]:
+    """Closed loop: each client sends a clip, waits for the answer, sends the next, until the
+    window ends; a request still unanswered then is abandoned (status -1, not an error: the
+    server cancels it when the connection closes)."""
+    import requests
+
+    outcomes: list[Outcome] = []
+    lock = threading.Lock()
+    start_gate = threading.Barrier(clients + 1)
+    t0_holder: list[float] = []
+
+    def client(index: int) -> None:
+        rng = random.Random(seed + index)
+        session = requests.Session()
+        start_gate.wait()
+        t0 = t0_holder[0]
+        while time.perf_counter() < t0 + window_s:
+            name, data, seconds = clips[rng.randrange(len(clips))]
+            started = time.perf_counter()
+            left = t0 + window_s - started
+            try:
+                response = session.post(
+                    f"{url}/v1/audio/transcriptions",
+                    files={"file": (name, data, "application/octet-stream")},
+                    data={"model": "whisper-1", "response_format": "json"},
+                    timeout=(10, max(0.5, left)),
+                )
+                status = response.status_code
+            except requests.Timeout:
+                status = -1
+            except requests.RequestException:
+                status = 0
+            with lock:
+                outcomes.append(Outcome(started, time.perf_counter(), status, seconds))
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    t0_holder.append(time.perf_counter())
+    start_gate.wait()
+    for thread in threads:
+        thread.join()
+    return outcomes, t0_holder[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=120.0, help="seconds per configuration")
+    parser.add_argument("--batch-sizes", default="8,1", help="max_batch_size values to compare")
+    parser.add_argument("--model", default="base")
+    parser.add_argument("--max-clip-seconds", type=float, default=16.0)
+    parser.add_argument("--batch-wait-ms", type=float, default=100.0)
+    parser.add_argument("--replica-cpus", type=float, default=0.5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    args = parser.parse_args()
+
+    import requests
+    from ray import serve
+
+    from sanyu.options import ModelOptions
+    from sanyu.serve import ServeConfig, start
+    from sanyu.serve.app import build_app
+
+    clips = pick_clips(args.max_clip_seconds)
+    sizes = [int(s) for s in args.batch_sizes.split(",") if s.strip()]
+    port = free_port()
+    print(f"{len(clips)} clips of at most {args.max_clip_seconds:g} s "
+          f"(mean {statistics.mean(c[2] for c in clips):.1f} s); {args.clients} clients; "
+          f"{args.duration:g} s per configuration; {os.cpu_count()} CPUs; "
+          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    summaries = []
+    url = None
+    for size in sizes:
+        config = ServeConfig(
+            model_options=ModelOptions(model=args.model),
+            port=port,
+            max_batch_size=size,
+            batch_wait_timeout_s=args.batch_wait_ms / 1000,
+            request_timeout_s=900,
+            replica_cpus=args.replica_cpus,
+            preload_diarizer=False,
+            max_upload_mb=50,
+        )
+        if url is None:
+            url = start(config)
+        else:
+            serve.run(build_app(config), name=config.app_name, route_prefix=config.route_prefix)
+        wait_ready(url)
+        # Warm up (first calls load lazily-built pieces), then count from zero.
+        for name, data, _ in clips[:2]:
+            requests.post(f"{url}/v1/audio/transcriptions", files={"file": (name, data)}, timeout=600)
+        stats_before = requests.get(f"{url}/v1/stats", timeout=30).json()
+        result = RunResult(size, args.clients, args.duration, load_before=os.getloadavg())
+        print(f"max_batch_size={size}: running...", flush=True)
+        result.outcomes, t0 = run_clients(url, clips, args.clients, args.duration, args.seed)
+        result.load_after = os.getloadavg()
+        stats_after = requests.get(f"{url}/v1/stats", timeout=30).json()
+        calls = stats_after["calls"] - stats_before["calls"]
+        items = stats_after["items"] - stats_before["items"]
+        busy = stats_after["busy_seconds"] - stats_before["busy_seconds"]
+        result.batching = {
+            "mean_items_per_call": round(items / calls, 2) if calls else None,
+            "items_per_busy_s": round(items / busy, 3) if busy > 0 else None,
+            "sizes": {
+                k: v - stats_before["sizes"].get(k, 0)
+                for k, v in stats_after["sizes"].items()
+                if v - stats_before["sizes"].get(k, 0)
+            },
+        }
+        summary = result.summary(t0)
+        summaries.append(summary)
+        print(json.dumps(summary), flush=True)
+
+    print()
+    print("| max_batch_size | clients | requests/s | audio s/s | p50 latency | p95 latency | errors "
+          "| abandoned at end | requests per model call | replica requests per busy s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for s in summaries:
+        print(f"| {s['max_batch_size']} | {s['clients']} | {s['requests_per_s']:.3f} | "
+              f"{s['audio_s_per_s']:.2f} | {s['p50_latency_s']:.1f} s | {s['p95_latency_s']:.1f} s | "
+              f"{s['errors']} | {s['abandoned_at_end']} | {s['mean_requests_per_model_call']} | "
+              f"{s['replica_requests_per_busy_s']} |")
+    by_size = {s["max_batch_size"]: s for s in summaries}
+    if 1 in by_size and len(by_size) > 1:
+        best = max(k for k in by_size if k != 1)
+        ratio = by_size[best]["requests_per_s"] / max(by_size[1]["requests_per_s"], 1e-9)
+        busy = by_size[best]["replica_requests_per_busy_s"], by_size[1]["replica_requests_per_busy_s"]
+        print(f"\nthroughput ratio, max_batch_size={best} vs 1: {ratio:.2f}x (client requests/s)"
+              + (f", {busy[0] / busy[1]:.2f}x (replica requests per busy second)" if all(busy) else ""))
+    if args.json:
+        args.json.write_text(json.dumps(
+            {"machine": platform.platform(), "cpus": os.cpu_count(), "runs": summaries}, indent=2
+        ))
+    serve.shutdown()
+
+
+if __name__ == "__main__":
+    main()

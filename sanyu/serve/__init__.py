@@ -1,0 +1,35 @@
+"""Sanyu over HTTP: a Ray Serve application (``sanyu serve``).
+
+Endpoints:
+
+``POST /v1/audio/transcriptions``
+    OpenAI-compatible (the official ``openai`` client works unchanged): multipart ``file``,
+    ``model`` (any name; the loaded model answers), ``language`` (auto|yue|zh|en or a Whisper
+    code), ``prompt``, ``response_format`` (json|text|srt|vtt|verbose_json|diarized_json, and
+    Sanyu's txt|tsv|rttm|sanyu_json), ``timestamp_granularities[]`` (segment|word), plus
+    Sanyu's ``diarize``, ``num_speakers``, ``min_speakers``, ``max_speakers``, ``script``,
+    ``mandarin_script``, ``speaker_names`` / ``known_speaker_names[]``, ``hotwords`` /
+    ``keywords[]``. Header ``X-Sanyu-Timeout: <s>`` may shorten the server's timeout.
+``POST /v1/jobs``, ``GET /v1/jobs/{id}``
+    Asynchronous transcription of an upload or a ``uri`` under an allowed input root; results
+    are written to storage in the batch job's layout.
+``GET /v1/models``, ``GET /healthz`` (liveness), ``GET /readyz`` (200 once models are loaded).
+
+Errors are JSON in OpenAI's shape ``{"error": {"message", "type", "code", "param"}}``: 401 without
+the API key (when one is set), 413 for an upload over the limit (checked while it streams in),
+415 for content that is not audio or video, 400 for an empty, undecodable or truncated file or a
+bad field, 403 for a job URI outside the allowed roots, 504 past the request timeout.
+"""
+
+from sanyu.serve.config import ServeConfig
+
+__all__ = ["ServeConfig", "build_app", "serve_forever", "start"]
+
+
+def __getattr__(name):
+    # Ray and FastAPI load only when the server is actually built.
+    if name in ("build_app", "serve_forever", "start"):
+        from sanyu.serve import app
+
+        return getattr(app, name)
+    raise AttributeError(name)

@@ -1,0 +1,344 @@
+"""Uploads: a streaming multipart parser with a size limit, temporary files, and media checks.
+
+The request body is read chunk by chunk; the file part goes straight into a temporary file in a
+per-request folder that is always removed (``spool_dir``), other fields are kept in memory
+(small, capped). The size limit is checked against ``Content-Length`` before anything is read and
+then against the bytes actually received, as they arrive, so an oversize upload is refused
+without being stored.
+
+ffmpeg only ever sees a file this server wrote, under a name it chose, and first through
+``ffprobe`` restricted to the ``file`` protocol and a list of plain audio/video demuxers: a
+playlist or concat script (HLS, DASH, ffconcat...) that could point ffmpeg at other files or
+URLs is refused before it is decoded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+
+from sanyu.audio import Audio, decode_audio
+from sanyu.errors import AudioError
+from sanyu.serve.errors import APIError, bad_request, too_large, unsupported_media
+
+MAX_FIELDS = 64
+MAX_FIELD_BYTES = 64 * 1024
+# After the limit is passed, up to this many more bytes are read and dropped, so that a client
+# still sending its body can read the 413 instead of seeing its connection reset.
+DRAIN_BYTES = 32 * 1024 * 1024
+
+# File name extensions kept on the temporary copy (a hint only: ffprobe reads the content).
+MEDIA_EXTENSIONS = {
+    ".wav", ".flac", ".mp3", ".m4a", ".mp4", ".mpeg", ".mpga", ".aac", ".ogg", ".oga", ".opus",
+    ".webm", ".wma", ".mkv", ".mov", ".avi", ".amr", ".3gp", ".caf", ".aif", ".aiff",
+}
+# ffprobe's demuxer names for plain audio/video containers (no playlists, no scripts, no images).
+ALLOWED_DEMUXERS = (
+    "wav,w64,flac,mp3,ogg,matroska,webm,mov,mp4,m4a,3gp,3g2,mj2,aac,avi,asf,amr,amrnb,amrwb,"
+    "caf,aiff,au,mpeg,mpegts,mpegps,flv,wv,ape,tta,mpc,mpc8,dts,ac3,eac3,truehd,mlp,loas,"
+    "latm,s16le,opus,shn,voc,xwma,gsm,sox,rm,nut"
+)
+# Content types that are clearly not audio or video: refused with 415 before ffmpeg runs.
+_NOT_MEDIA = re.compile(
+    r"^(text/|image/|font/|application/(json|xml|pdf|zip|gzip|x-tar|x-7z|"
+    r"vnd\.|msword|javascript|x-www-form-urlencoded|x-mpegurl|vnd\.apple\.mpegurl|dash\+xml))",
+    re.I,
+)
+
+
+@dataclass
+class UploadedFile:
+    path: Path
+    filename: str
+    content_type: str
+    size: int = 0
+
+
+@dataclass
+class Form:
+    fields: dict[str, list[str]] = field(default_factory=dict)
+    file: UploadedFile | None = None
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        values = self.fields.get(name)
+        return values[-1] if values else default
+
+    def getlist(self, *names: str) -> list[str]:
+        return [value for name in names for value in self.fields.get(name, [])]
+
+
+@contextlib.asynccontextmanager
+async def spool(root: str | os.PathLike | None) -> AsyncIterator[Path]:
+    """A private temporary folder for one request, removed on the way out whatever happens."""
+    if root is not None:
+        os.makedirs(root, exist_ok=True)
+    directory = Path(tempfile.mkdtemp(prefix="sanyu-upload-", dir=root))
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _declared_length(request: Request) -> int | None:
+    value = request.headers.get("content-length")
+    if value is None:
+        return None
+    try:
+        length = int(value)
+    except ValueError:
+        raise bad_request("invalid Content-Length header", code="invalid_request") from None
+    if length < 0:
+        raise bad_request("invalid Content-Length header", code="invalid_request")
+    return length
+
+
+async def _drain(stream: AsyncIterator[bytes], budget: int) -> None:
+    with contextlib.suppress(Exception):
+        async for chunk in stream:
+            budget -= len(chunk)
+            if budget < 0:
+                return
+
+
+async def limited_stream(request: Request, max_bytes: int) -> AsyncIterator[bytes]:
+    """The request body, chunk by chunk; 413 as soon as more than ``max_bytes`` arrive."""
+    declared = _declared_length(request)
+    stream = request.stream()
+    if declared is not None and declared > max_bytes:
+        if declared - max_bytes <= DRAIN_BYTES:
+            await _drain(stream, DRAIN_BYTES)
+        raise too_large(max_bytes)
+    received = 0
+    async for chunk in stream:
+        received += len(chunk)
+        if received > max_bytes:
+            await _drain(stream, DRAIN_BYTES)
+            raise too_large(max_bytes)
+        yield chunk
+
+
+def _safe_suffix(filename: str) -> str:
+    suffix = Path(filename).suffix.lower()
+    return suffix if suffix in MEDIA_EXTENSIONS else ".bin"
+
+
+class _Parser:
+    """Callbacks for python-multipart: fields to memory, the one file part to disk."""
+
+    def __init__(self, directory: Path, charset: str, file_field: str):
+        self.directory = directory
+        self.charset = charset
+        self.file_field = file_field
+        self.form = Form()
+        self._header_name = b""
+        self._header_value = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._name: str | None = None
+        self._data = bytearray()
+        self._handle = None
+        self._count = 0
+
+    def on_part_begin(self) -> None:
+        self._headers, self._name, self._data, self._handle = {}, None, bytearray(), None
+        self._count += 1
+        if self._count > MAX_FIELDS:
+            raise bad_request(f"too many form fields (at most {MAX_FIELDS})", code="invalid_request")
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self._headers[self._header_name.lower()] = self._header_value
+        self._header_name, self._header_value = b"", b""
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        if b"name" not in options:
+            raise bad_request('a multipart part has no Content-Disposition "name"', code="invalid_request")
+        self._name = options[b"name"].decode(self.charset, "replace")
+        if b"filename" not in options:
+            return
+        if self._name != self.file_field:
+            raise bad_request(
+                f"unexpected file field {self._name!r}: send the audio as {self.file_field!r}",
+                param=self._name,
+            )
+        if self.form.file is not None:
+            raise bad_request("send one file per request", param=self.file_field)
+        filename = options[b"filename"].decode(self.charset, "replace")
+        content_type = self._headers.get(b"content-type", b"application/octet-stream").decode(
+            "latin-1"
+        )
+        path = self.directory / f"upload{_safe_suffix(filename)}"
+        self._handle = open(path, "wb")  # noqa: SIM115 - closed in on_part_end or close()
+        self.form.file = UploadedFile(path, filename, content_type.strip())
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._handle is not None:
+            self._handle.write(data[start:end])
+            self.form.file.size += end - start
+            return
+        if len(self._data) + (end - start) > MAX_FIELD_BYTES:
+            raise bad_request(
+                f"form field {self._name!r} is too long (at most {MAX_FIELD_BYTES // 1024} KiB)",
+                param=self._name,
+            )
+        self._data += data[start:end]
+
+    def on_part_end(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+            return
+        value = bytes(self._data).decode(self.charset, "replace")
+        self.form.fields.setdefault(self._name, []).append(value)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+async def read_form(
+    request: Request, directory: Path, max_bytes: int, file_field: str = "file"
+) -> Form:
+    """Parse a ``multipart/form-data`` body, the file part into ``directory``."""
+    content_type, params = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"multipart/form-data":
+        raise APIError(
+            415,
+            "Content-Type must be multipart/form-data (send the audio as the 'file' field)",
+            code="unsupported_content_type",
+        )
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise bad_request("multipart/form-data without a boundary", code="invalid_request")
+    charset = params.get(b"charset", b"utf-8").decode("latin-1")
+    parser_state = _Parser(directory, charset if charset.lower() in ("utf-8", "utf8") else "utf-8", file_field)
+    callbacks = {
+        name: getattr(parser_state, name)
+        for name in (
+            "on_part_begin", "on_part_data", "on_part_end", "on_header_field",
+            "on_header_value", "on_header_end", "on_headers_finished",
+        )
+    }
+    parser = MultipartParser(boundary, callbacks)
+    stream = limited_stream(request, max_bytes)
+    try:
+        async for chunk in stream:
+            try:
+                parser.write(chunk)
+            except APIError:
+                await _drain(stream, DRAIN_BYTES)
+                raise
+            except Exception as exc:
+                raise bad_request(f"malformed multipart body: {exc}", code="invalid_request") from None
+        parser.finalize()
+    finally:
+        parser_state.close()
+        await stream.aclose()
+    return parser_state.form
+
+
+async def read_body(request: Request, directory: Path, max_bytes: int) -> Path:
+    """The whole raw body into one temporary file (for uploads sent without multipart)."""
+    path = directory / "upload.bin"
+    with open(path, "wb") as handle:
+        async for chunk in limited_stream(request, max_bytes):
+            handle.write(chunk)
+    return path
+
+
+# ---- media checks -----------------------------------------------------------------------
+
+
+def check_content_type(content_type: str | None, filename: str | None = None) -> None:
+    """415 for declared types that are clearly not audio or video (text, images, documents...)."""
+    kind = (content_type or "").split(";")[0].strip()
+    if kind and _NOT_MEDIA.match(kind):
+        name = f" ({filename})" if filename else ""
+        raise unsupported_media(
+            f"unsupported media type {kind!r}{name}: send an audio or video file "
+            "(wav, flac, mp3, m4a, ogg, opus, webm, mp4...)"
+        )
+
+
+def _looks_like_text(head: bytes) -> bool:
+    """Audio and video containers are binary (NUL bytes or non-UTF-8 in their first bytes);
+    playlists and scripts that ffmpeg follows (HLS, DASH, ffconcat, SDP) are text."""
+    if b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3  # only a character cut at the end of the sample
+    return True
+
+
+def probe_format(path: Path, label: str) -> str:
+    """The container's demuxer name, read by ffprobe limited to local files and plain media
+    demuxers. 400 for an empty or unreadable file, 415 for text (playlists included)."""
+    try:
+        size = path.stat().st_size if path.is_file() else -1
+    except OSError:
+        size = -1
+    if size < 0:
+        raise bad_request(f"{label}: not found or not a readable file", code="invalid_audio", param="file")
+    if size == 0:
+        raise bad_request(f"{label}: empty file (0 bytes)", code="empty_file", param="file")
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if _looks_like_text(head):
+        raise unsupported_media(
+            f"{label}: unsupported media: a text file, not audio or video"
+        )
+    command = [
+        "ffprobe", "-v", "error", "-hide_banner", "-protocol_whitelist", "file",
+        "-format_whitelist", ALLOWED_DEMUXERS, "-print_format", "json", "-show_format",
+        "-show_streams", f"file:{path}",
+    ]
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=60, check=False)
+    except subprocess.TimeoutExpired:
+        raise bad_request(f"{label}: could not be read in time", code="invalid_audio") from None
+    if done.returncode != 0:
+        lines = [ln for ln in done.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+        reason = lines[-1].split(": ", 1)[-1].strip() if lines else ""
+        if reason in ("", "Invalid argument", "Invalid data found when processing input"):
+            reason = "format not recognised"
+        raise bad_request(
+            f"{label}: not a readable audio or video file ({reason})", code="invalid_audio",
+            param="file",
+        )
+    info = json.loads(done.stdout or b"{}")
+    if not any(s.get("codec_type") == "audio" for s in info.get("streams", [])):
+        raise bad_request(
+            f"{label}: no audio stream (not an audio or video file with sound)",
+            code="invalid_audio", param="file",
+        )
+    return info.get("format", {}).get("format_name", "")
+
+
+def load_audio(path: Path, label: str, max_duration: float) -> Audio:
+    """Probe, then decode with the library's decoder; every failure a 400 naming the reason."""
+    probe_format(path, label)
+    try:
+        audio = decode_audio(path, max_duration=max_duration)
+    except AudioError as exc:
+        raise bad_request(f"{label}: {exc.reason}", code="invalid_audio", param="file") from None
+    audio.source = label
+    return audio

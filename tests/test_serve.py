@@ -1,0 +1,572 @@
+"""The HTTP endpoint with real parts: Ray Serve on loopback, the official `openai` client and
+plain HTTP against real clips, every error case, async jobs written to storage.
+
+Serve starts once for this module (on a free port, 127.0.0.1 only) with an API key, a 2 MB
+upload limit, a private spool folder (checked empty after requests: temp files are removed) and
+a job output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from conftest import SHARED_EVAL, eval_clip
+
+for _name, _value in {
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "PYANNOTE_METRICS_ENABLED": "0",
+    "HF_HUB_OFFLINE": "1",
+}.items():
+    os.environ.setdefault(_name, _value)
+
+API_KEY = "test-key-0123456789"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+MAX_UPLOAD_MB = 2
+JFK = "en/en_jfk_whisper.flac"  # 11 s, "ask not what your country can do for you"
+ONE_TWO_THREE = "en/en_speechrecognition_english.wav"  # 2.7 s, "one two three"
+TWO_SPEAKERS = "multi/en_fasterwhisper_stereo_diarization_mono.wav"  # 5 s, two speakers
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    def __init__(self, url: str, spool: Path, output: Path, inputs: Path, config):
+        self.url = url
+        self.spool = spool
+        self.output = output
+        self.inputs = inputs
+        self.config = config
+
+    def leftovers(self, wait_s: float = 5.0) -> list[str]:
+        """Whatever is still in the spool folder (it must empty once requests end)."""
+        deadline = time.time() + wait_s
+        while True:
+            left = sorted(p.name for p in self.spool.iterdir())
+            if not left or time.time() > deadline:
+                return left
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    pytest.importorskip("ray.serve")
+    if not SHARED_EVAL.is_dir():
+        pytest.skip(f"needs the shared evaluation clips at {SHARED_EVAL} (absent in this checkout)")
+    import ray
+    from ray import serve
+
+    from sanyu.options import ModelOptions, TranscribeOptions
+    from sanyu.serve import ServeConfig, start
+
+    spool = tmp_path_factory.mktemp("spool")
+    output = tmp_path_factory.mktemp("jobs-out")
+    inputs = tmp_path_factory.mktemp("inputs")
+    config = ServeConfig(
+        model_options=ModelOptions(model="base"),
+        default_options=TranscribeOptions(),
+        port=_free_port(),
+        api_key=API_KEY,
+        max_upload_mb=MAX_UPLOAD_MB,
+        request_timeout_s=240,
+        spool_dir=str(spool),
+        output=str(output),
+        input_roots=(str(inputs),),
+        replica_cpus=0.5,
+        max_batch_size=8,
+        batch_wait_timeout_s=0.1,
+    )
+    started_ray = not ray.is_initialized()
+    url = start(config)
+    deadline = time.time() + 300
+    import requests
+
+    while True:
+        response = requests.get(f"{url}/readyz", timeout=30)
+        if response.status_code == 200:
+            break
+        assert response.status_code == 503, response.text
+        assert response.json()["status"] == "loading", response.text
+        if time.time() > deadline:
+            pytest.fail(f"models not ready in time: {response.text}")
+        time.sleep(0.5)
+    yield Server(url, spool, output, inputs, config)
+    serve.delete(config.app_name)
+    serve.shutdown()
+    if started_ray:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def client(server):
+    from openai import OpenAI
+
+    return OpenAI(base_url=f"{server.url}/v1", api_key=API_KEY, max_retries=0, timeout=240)
+
+
+def _post(server, files=None, data=None, headers=AUTH, **kwargs):
+    import requests
+
+    return requests.post(
+        f"{server.url}/v1/audio/transcriptions", files=files, data=data, headers=headers,
+        timeout=240, **kwargs,
+    )
+
+
+def _assert_error(response, status: int, code: str | None = None, contains: str = ""):
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert set(error) >= {"message", "type", "code"}
+    assert error["message"] and error["type"]
+    if code:
+        assert error["code"] == code, error
+    assert contains.lower() in error["message"].lower(), error
+    return error
+
+
+# ---- health -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_health_ready_and_loopback(server):
+    import requests
+
+    assert requests.get(f"{server.url}/healthz", timeout=10).json() == {"status": "ok"}
+    ready = requests.get(f"{server.url}/readyz", timeout=30)
+    assert ready.status_code == 200 and ready.json()["model"] == "base"
+    assert server.url.startswith("http://127.0.0.1:")
+    models = requests.get(f"{server.url}/v1/models", headers=AUTH, timeout=10).json()
+    assert {m["id"] for m in models["data"]} >= {"base", "whisper-1"}
+
+
+# ---- the OpenAI client ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_openai_client_json(server, client):
+    with open(eval_clip(JFK), "rb") as audio:
+        result = client.audio.transcriptions.create(model="whisper-1", file=audio)
+    assert "ask not what your country can do for you" in result.text.lower()
+    assert server.leftovers() == []
+
+
+@pytest.mark.slow
+def test_openai_client_verbose_json_words_speakers_languages(server, client):
+    with open(eval_clip(TWO_SPEAKERS), "rb") as audio:
+        result = client.audio.transcriptions.create(
+            model="large-v3",  # any name: the loaded model answers
+            file=audio,
+            response_format="verbose_json",
+            timestamp_granularities=["word", "segment"],
+            extra_body={"diarize": "true", "num_speakers": 2},
+        )
+    data = result.model_dump()
+    assert data["task"] == "transcribe"
+    assert data["language"] == "english" and data["languages"] == ["en"]
+    assert data["model"] == "base"
+    assert 4.9 <= data["duration"] <= 5.1
+    assert data["text"].strip()
+    assert data["segments"] and data["words"]
+    for segment in data["segments"]:
+        for key in ("id", "seek", "start", "end", "text", "tokens", "temperature", "avg_logprob",
+                    "compression_ratio", "no_speech_prob"):
+            assert key in segment, key
+        assert segment["language"] == "en"
+        assert segment["speaker"] and segment["speaker"].startswith("SPEAKER_")
+        assert 0 <= segment["start"] <= segment["end"] <= data["duration"] + 0.5
+    for word in data["words"]:
+        assert word["word"].strip() and 0 <= word["start"] <= word["end"] <= data["duration"] + 0.5
+        assert word["language"] == "en" and word["speaker"].startswith("SPEAKER_")
+    assert set(data["speakers"]) >= {s["speaker"] for s in data["segments"]}
+
+
+@pytest.mark.slow
+def test_concurrent_requests_are_batched_in_every_text_format(server, client):
+    """A long request keeps the model busy while three short ones arrive: they are decoded as
+    one batch, and each comes back in its own format."""
+    import requests
+
+    before = requests.get(f"{server.url}/v1/stats", headers=AUTH, timeout=30).json()
+
+    def call(fmt: str, clip: str):
+        with open(eval_clip(clip), "rb") as audio:
+            return client.audio.transcriptions.create(model="whisper-1", file=audio, response_format=fmt)
+
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(call, "json", JFK)
+        time.sleep(1.0)
+        futures = {fmt: pool.submit(call, fmt, ONE_TWO_THREE) for fmt in ("text", "srt", "vtt")}
+        results = {fmt: future.result() for fmt, future in futures.items()}
+    assert "country" in first.result().text
+    text, srt, vtt = results["text"], results["srt"], results["vtt"]
+    assert isinstance(text, str) and text.strip() and "-->" not in text
+    assert srt.startswith("1\n") and " --> " in srt and "," in srt.split("\n")[1]
+    assert vtt.startswith("WEBVTT") and " --> " in vtt
+    for body in (text, srt, vtt):
+        normalized = body.lower().replace(",", " ").replace(".", " ")
+        assert ("1" in normalized and "3" in normalized) or "one" in normalized
+    after = requests.get(f"{server.url}/v1/stats", headers=AUTH, timeout=30).json()
+    assert after["items"] - before["items"] == 4
+    new_sizes = {
+        int(size): count - before["sizes"].get(size, 0) for size, count in after["sizes"].items()
+    }
+    assert any(size >= 2 and count > 0 for size, count in new_sizes.items()), (before, after)
+    assert server.leftovers() == []
+
+
+# ---- plain HTTP ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_plain_http_multipart(server):
+    with open(eval_clip(ONE_TWO_THREE), "rb") as audio:
+        response = _post(
+            server,
+            files={"file": ("one two three.wav", audio, "audio/wav")},
+            data={"model": "base", "language": "en", "response_format": "verbose_json",
+                  "timestamp_granularities[]": ["segment", "word"], "script": "original"},
+        )
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert data["language"] == "english" and data["segments"] and data["words"]
+    assert all(s["speaker"] is None for s in data["segments"])
+
+
+# ---- errors, and the server keeps serving afterwards ---------------------------------------------
+
+
+def _truncated_wav(path: Path) -> Path:
+    """A real WAV whose header declares 15 s but holds 1 s of samples (a cut copy)."""
+    from sanyu.audio import decode_audio
+    from sanyu.evaluation.dataset import write_wav
+
+    full = path.with_name("full.wav")
+    write_wav(full, decode_audio(eval_clip("yue/yue_sherpa_yue-1.wav")).samples)
+    data = full.read_bytes()
+    path.write_bytes(data[: 44 + 16000 * 2])  # header keeps the full data size
+    assert struct.unpack("<I", data[40:44])[0] > 16000 * 2 * 10
+    return path
+
+
+@pytest.mark.slow
+def test_errors_are_json_and_the_server_keeps_serving(server, tmp_path):
+    clip = eval_clip(ONE_TWO_THREE)
+    audio = clip.read_bytes()
+
+    # 401: no key, a wrong key, a key in the wrong scheme
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {API_KEY}"}):
+        response = _post(server, files={"file": ("a.wav", audio, "audio/wav")}, headers=headers)
+        _assert_error(response, 401, "invalid_api_key", "api key")
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+    # 413: over the limit, refused as it streams in (with and without Content-Length)
+    big = os.urandom((MAX_UPLOAD_MB + 1) * 1024 * 1024)
+    _assert_error(_post(server, files={"file": ("big.wav", big, "audio/wav")}), 413, "file_too_large")
+
+    def chunks():  # a valid multipart body, sent chunked (no Content-Length)
+        yield (b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n'
+               b"Content-Type: audio/wav\r\n\r\n")
+        for start in range(0, len(big), 256 * 1024):
+            yield big[start : start + 256 * 1024]
+        yield b"\r\n--xyz--\r\n"
+
+    import requests
+
+    chunked = requests.post(
+        f"{server.url}/v1/audio/transcriptions", data=chunks(), timeout=60,
+        headers={**AUTH, "Content-Type": "multipart/form-data; boundary=xyz"},
+    )
+    assert "content-length" not in {k.lower() for k in chunked.request.headers}
+    _assert_error(chunked, 413, "file_too_large")
+
+    # 415: declared non-media, text content under an audio name, a body that is not multipart
+    error = _assert_error(
+        _post(server, files={"file": ("notes.txt", b"minutes of the meeting\n", "text/plain")}),
+        415, "unsupported_media_type", "text/plain",
+    )
+    assert "notes.txt" in error["message"]
+    playlist = b"#EXTM3U\n#EXTINF:10,\nfile:/etc/passwd\n#EXT-X-ENDLIST\n"
+    _assert_error(
+        _post(server, files={"file": ("trick.wav", playlist, "audio/wav")}), 415,
+        "unsupported_media_type", "text file",
+    )
+    _assert_error(
+        _post(server, data=b"raw", headers={**AUTH, "Content-Type": "audio/wav"}), 415,
+        "unsupported_content_type",
+    )
+
+    # 400: undecodable bytes, empty file, truncated recording, missing file, bad fields
+    _assert_error(
+        _post(server, files={"file": ("noise.mp3", os.urandom(4096), "audio/mpeg")}), 400,
+        "invalid_audio", "noise.mp3: not a readable audio",
+    )
+    _assert_error(
+        _post(server, files={"file": ("empty.wav", b"", "audio/wav")}), 400, "empty_file", "empty"
+    )
+    truncated = _truncated_wav(tmp_path / "cut.wav").read_bytes()
+    _assert_error(
+        _post(server, files={"file": ("cut.wav", truncated, "audio/wav")}), 400, "invalid_audio",
+        "truncated",
+    )
+    _assert_error(_post(server, files={"model": (None, "whisper-1")}), 400, "missing_file")
+    for field, value in (("response_format", "docx"), ("language", "klingon"),
+                         ("num_speakers", "zero"), ("script", "cyrillic")):
+        response = _post(server, files={"file": ("a.wav", audio, "audio/wav")}, data={field: value})
+        assert _assert_error(response, 400)["param"] == field
+
+    # 504: the request runs past its deadline (a client may shorten the server's timeout)
+    jfk = eval_clip(JFK).read_bytes()
+    response = _post(
+        server, files={"file": ("jfk.flac", jfk, "audio/flac")},
+        headers={**AUTH, "X-Sanyu-Timeout": "0.05"},
+    )
+    _assert_error(response, 504, "timeout")
+
+    # unknown route: JSON too
+    _assert_error(requests.get(f"{server.url}/v1/nothing", timeout=10), 404)
+
+    # every temporary file is gone, and the server still transcribes
+    assert server.leftovers() == []
+    response = _post(server, files={"file": ("again.wav", audio, "audio/wav")}, data={"response_format": "text"})
+    assert response.status_code == 200 and response.text.strip()
+    assert requests.get(f"{server.url}/readyz", timeout=30).status_code == 200
+    assert server.leftovers() == []
+
+
+# ---- async jobs -----------------------------------------------------------------------------
+
+
+def _wait_for_job(server, job_id: str, timeout: float = 300) -> dict:
+    import requests
+
+    deadline = time.time() + timeout
+    seen = set()
+    while True:
+        response = requests.get(f"{server.url}/v1/jobs/{job_id}", headers=AUTH, timeout=30)
+        assert response.status_code == 200, response.text
+        job = response.json()
+        seen.add(job["status"])
+        assert job["status"] in ("queued", "running", "done", "failed")
+        if job["status"] in ("done", "failed"):
+            job["seen"] = seen
+            return job
+        assert time.time() < deadline, f"job {job_id} still {job['status']}"
+        time.sleep(1.0)
+
+
+@pytest.mark.slow
+def test_job_on_a_two_minute_recording(server):
+    """~2 minutes joined from the English clips (language fixed to keep the test short on a
+    small CPU); the result is read back from GET /v1/jobs/{id} and from storage."""
+    import requests
+
+    from sanyu.audio import decode_audio
+    from sanyu.evaluation.dataset import join_clips, load_clips
+    from sanyu.schema import Transcript
+
+    clips = load_clips(SHARED_EVAL, ("en",))
+    seconds = {clip.path: decode_audio(clip.path).duration for clip in clips}
+    chosen, length = [], 0.0
+    while length < 110:
+        for clip in clips:
+            chosen.append(clip)
+            length += seconds[clip.path] + 1.0  # join_clips puts 1 s of silence after each
+            if length >= 110:
+                break
+    total = join_clips(chosen, server.inputs / "meeting.wav")[-1].end
+    assert total >= 100
+
+    response = requests.post(
+        f"{server.url}/v1/jobs", headers=AUTH, timeout=30,
+        json={"uri": str(server.inputs / "meeting.wav"), "language": "en"},
+    )
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["id"].startswith("job_") and job["status"] in ("queued", "running")
+
+    done = _wait_for_job(server, job["id"])
+    assert done["status"] == "done", done
+    result = done["result"]
+    assert result["duration"] == pytest.approx(total, abs=1.5)
+    assert "ask not what your country can do for you" in result["text"].lower()
+    assert result["segments"][-1]["end"] > 90
+    assert result["words"]
+
+    # the same transcript, read from storage in the batch job's layout
+    stored = [Path(p) for p in done["outputs"]["files"]]
+    assert all(p.is_file() and server.output in p.parents for p in stored)
+    json_file = next(p for p in stored if p.suffix == ".json")
+    transcript = Transcript.from_json(json_file.read_text(encoding="utf-8"))
+    assert transcript.text == result["text"]
+    assert {p.suffix for p in stored} >= {".json", ".srt"}
+    assert server.leftovers() == []
+
+
+@pytest.mark.slow
+def test_job_from_an_upload_and_refused_uris(server, tmp_path):
+    import requests
+
+    clip = eval_clip(ONE_TWO_THREE)
+    with open(clip, "rb") as audio:
+        response = requests.post(
+            f"{server.url}/v1/jobs", headers=AUTH, timeout=60,
+            files={"file": ("numbers.wav", audio, "audio/wav")}, data={"language": "en"},
+        )
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+
+    # refused before anything is read: outside the roots, a symlink out of a root, relative
+    outside = tmp_path / "outside.wav"
+    outside.write_bytes(clip.read_bytes())
+    link = server.inputs / "link.wav"
+    link.symlink_to(outside)
+    for uri in (str(outside), str(link), "/etc/passwd", f"{server.inputs}/../{outside.name}",
+                "s3://some-bucket/x.wav", "http://169.254.169.254/latest/meta-data"):
+        response = requests.post(f"{server.url}/v1/jobs", headers=AUTH, json={"uri": uri}, timeout=30)
+        _assert_error(response, 403, "uri_not_allowed")
+    _assert_error(
+        requests.post(f"{server.url}/v1/jobs", headers=AUTH, json={"uri": "meeting.wav"}, timeout=30),
+        400,
+    )
+    _assert_error(requests.post(f"{server.url}/v1/jobs", json={"uri": str(outside)}, timeout=30), 401)
+    _assert_error(requests.get(f"{server.url}/v1/jobs/job_{'0' * 32}", headers=AUTH, timeout=30), 404)
+    _assert_error(requests.get(f"{server.url}/v1/jobs/..%2Fetc", headers=AUTH, timeout=30), 404)
+
+    # a job whose input is not audio ends failed, with the reason
+    bad = server.inputs / "notes.wav"
+    bad.write_bytes(os.urandom(2048))
+    response = requests.post(f"{server.url}/v1/jobs", headers=AUTH, json={"uri": str(bad)}, timeout=30)
+    failed = _wait_for_job(server, response.json()["id"])
+    assert failed["status"] == "failed" and "not a readable audio" in failed["error"]["message"]
+
+    done = _wait_for_job(server, job_id)
+    assert done["status"] == "done", done
+    assert done["input"] == {"kind": "upload", "name": "numbers.wav"}
+    assert done["result"]["text"].strip()
+    record = json.loads(
+        next(p for p in (server.output.rglob("job.json")) if job_id in str(p)).read_text()
+    )
+    assert record["status"] == "done"
+    assert server.leftovers() == []
+
+
+# ---- the parts without a server ----------------------------------------------------------------
+
+
+def test_batches_are_cut_by_options_and_audio_seconds():
+    from sanyu.serve.batching import BatchStats, plan_batches, run_planned, split_by_seconds
+
+    assert split_by_seconds([10, 10, 10, 500, 5, 5], 25) == [[0, 1], [2], [3], [4, 5]]
+    assert split_by_seconds([], 25) == []
+    assert plan_batches(["a", "b", "a", "a"], [10, 10, 10, 10], 25) == [[0, 2], [3], [1]]
+
+    calls = []
+
+    def call(items, key):
+        calls.append((key, list(items)))
+        if "bad" in items:
+            raise ValueError("bad input")
+        return [f"{key}:{item}" for item in items]
+
+    stats = BatchStats()
+    results = run_planned(["x", "bad", "y", "z"], ["k", "k", "k", "j"], [1, 1, 1, 1], 10, call, stats)
+    assert results[0] == "k:x" and results[2] == "k:y" and results[3] == "j:z"
+    assert isinstance(results[1], ValueError)  # one bad request fails alone
+    assert stats.to_dict()["sizes"] == {1: 3}
+
+
+def test_job_uris_only_under_allowed_roots(tmp_path):
+    from sanyu.serve.errors import APIError
+    from sanyu.serve.jobs import resolve_input
+
+    root = tmp_path / "in"
+    root.mkdir()
+    (root / "a.wav").write_bytes(b"x")
+    (tmp_path / "secret.wav").write_bytes(b"x")
+    (root / "escape.wav").symlink_to(tmp_path / "secret.wav")
+    roots = (str(root), "s3://bucket/meetings")
+
+    assert resolve_input(str(root / "a.wav"), roots).kind == "local"
+    assert resolve_input(f"file://{root}/a.wav", roots).location == str(root / "a.wav")
+    assert resolve_input("s3://bucket/meetings/2024/x.m4a", roots).kind == "remote"
+    for uri in (str(tmp_path / "secret.wav"), str(root / "escape.wav"), f"{root}/../secret.wav",
+                "s3://bucket/meetings/../private/x.wav", "s3://bucket/meetings-other/x.wav",
+                "s3://other/meetings/x.wav", "https://example.com/a.wav", "/etc/passwd"):
+        with pytest.raises(APIError) as refused:
+            resolve_input(uri, roots)
+        assert refused.value.status == 403, uri
+    with pytest.raises(APIError) as no_roots:
+        resolve_input(str(root / "a.wav"), ())
+    assert no_roots.value.status == 403
+    with pytest.raises(APIError):
+        resolve_input("a.wav", roots)
+
+
+def test_request_fields_become_options():
+    from sanyu.options import TranscribeOptions
+    from sanyu.serve.errors import APIError
+    from sanyu.serve.params import parse_request
+    from sanyu.serve.upload import Form
+
+    form = Form(fields={
+        "model": ["whisper-1"], "language": ["Cantonese"], "response_format": ["verbose_json"],
+        "timestamp_granularities[]": ["word", "segment", "word"], "diarize": ["true"],
+        "num_speakers": ["3"], "known_speaker_names[]": ["Chan", "Lee"], "keywords[]": ["LegCo"],
+        "script": ["traditional"], "temperature": ["0"],
+    })
+    request = parse_request(form, TranscribeOptions())
+    assert request.granularities == ("word", "segment")
+    assert request.options.language == "yue" and request.options.diarize
+    assert request.options.num_speakers == 3 and request.options.speaker_names == ("Chan", "Lee")
+    assert request.options.hotwords == "LegCo" and request.options.script == "traditional"
+    assert parse_request(Form(), TranscribeOptions()).response_format == "json"
+    for fields in ({"stream": ["true"]}, {"timestamp_granularities[]": ["word"]},
+                   {"diarize": ["maybe"]}, {"min_speakers": ["3"], "max_speakers": ["2"]},
+                   {"temperature": ["7"]}):
+        with pytest.raises(APIError) as bad:
+            parse_request(Form(fields=fields), TranscribeOptions())
+        assert bad.value.status == 400
+    with pytest.raises(APIError):
+        parse_request(Form(fields={"diarize": ["1"]}), TranscribeOptions(), allow_diarize=False)
+
+
+def test_text_is_refused_before_ffmpeg_and_cli_maps_options(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import sanyu.serve
+    from sanyu.cli import main
+    from sanyu.serve.upload import _looks_like_text
+
+    assert _looks_like_text(b"#EXTM3U\n#EXTINF:1,\nfile:/etc/passwd\n")
+    assert _looks_like_text("ffconcat version 1.0\nfile 'a.wav'\n".encode())
+    assert not _looks_like_text(b"RIFF\x24\x00\x00\x00WAVEfmt ")
+    assert not _looks_like_text(b"\xff\xfb\x90\x64" + bytes(100))
+
+    seen = {}
+    monkeypatch.setattr(sanyu.serve, "serve_forever", lambda config, address, echo: seen.update(
+        config=config, address=address), raising=False)
+    result = CliRunner().invoke(main, [
+        "serve", "--port", "8123", "--replicas", "auto", "--api-key", "k", "--max-upload-mb", "5",
+        "--input-root", str(tmp_path), "--max-batch-size", "4", "--language", "yue",
+    ])
+    assert result.exit_code == 0, result.output
+    config = seen["config"]
+    assert (config.host, config.port, config.replicas, config.api_key) == ("127.0.0.1", 8123, "auto", "k")
+    assert config.max_upload_bytes == 5 * 2**20 and config.input_roots == (str(tmp_path),)
+    assert config.max_batch_size == 4 and config.default_options.language == "yue"
+    assert CliRunner().invoke(main, ["serve", "--replicas", "many"]).exit_code != 0
