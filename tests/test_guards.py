@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-from sanyu.transcribe.guards import collapse_repetitions, echoes_prompt, is_silence
+from sanyu.transcribe.guards import collapse_repetitions, echoes_prompt, is_silence, too_sparse
 
 
 def test_runaway_repetition_collapses():
     assert collapse_repetitions("謝謝謝謝謝謝謝謝") == "謝"
     assert collapse_repetitions("好的好的好的好的好的") == "好的"
     assert collapse_repetitions("thank you thank you thank you thank you") == "thank you"
+    assert collapse_repetitions("喺度講緊嘅話嘅嘅話嘅嘅話嘅") == "喺度講緊嘅話嘅"
 
 
 def test_ordinary_repeats_survive():
     assert collapse_repetitions("謝謝大家") == "謝謝大家"
     assert collapse_repetitions("very very good") == "very very good"
+    assert collapse_repetitions("好好好") == "好好好"
+    assert collapse_repetitions("拚，拚吧，拚吧。") == "拚，拚吧，拚吧。"
+
+
+def test_collapsed_decode_is_too_sparse():
+    assert too_sparse("四字", 9.4)
+    assert not too_sparse("四字", 1.0)  # short utterances may be short
+    assert not too_sparse("广西壮族自治区爱吃红鲤鱼", 3.5)
 
 
 def test_prompt_echo_is_detected():

@@ -104,14 +104,18 @@ def evaluate_language_id(
     per_language: int = 4,
     gap_s: float = 1.0,
 ) -> LanguageIdResult:
-    """Join yue, zh and en clips (interleaved) into one file; score per-segment language tags.
+    """Join the `per_language` longest yue, zh and en clips (interleaved, `gap_s` apart) into one
+    file, like turns of a meeting; score per-segment language tags and error rates.
 
     Accuracy counts each output segment against the language of the part it overlaps most.
     """
     by_language = defaultdict(list)
     for clip in load_clips(root, ("yue", "zh", "en")):
-        if clip.reference and len(by_language[clip.language]) < per_language:
+        if clip.reference:
             by_language[clip.language].append(clip)
+    for language, clips in by_language.items():
+        clips.sort(key=lambda c: decode_audio(c.path).duration, reverse=True)
+        del clips[per_language:]
     order = []
     for i in range(per_language):
         for language in ("yue", "zh", "en"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -37,10 +38,12 @@ def _t2s():
 def _chinese_numbers(text: str) -> str:
     import cn2an
 
-    try:
-        return cn2an.transform(text, "cn2an")
-    except (ValueError, KeyError, IndexError):  # cn2an gives up on some odd strings
-        return text
+    with warnings.catch_warnings():  # cn2an warns about each fragment it leaves alone
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            return cn2an.transform(text, "cn2an")
+        except (ValueError, KeyError, IndexError):  # cn2an gives up on some odd strings
+            return text
 
 
 def _spell_numbers(text: str) -> str:

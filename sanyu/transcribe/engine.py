@@ -36,8 +36,10 @@ CHUNK_SECONDS = 30.0
 # (Whisper sometimes emits end-of-text early; the sequential decoder would seek on).
 CONTINUE_AFTER_S = 2.0
 MAX_CONTINUATIONS = 3
-# Utterances closer than this are packed into one chunk when they share a language.
-MAX_PACK_GAP_S = 2.0
+# Utterances closer than this are packed into one chunk when they share a language. Kept short:
+# Cantonese and Mandarin both detect as `zh`, and a packed chunk gets one dialect decision, so
+# utterances split by a real pause (VAD: ≥ 0.5 s of silence) stay apart.
+MAX_PACK_GAP_S = 0.3
 # Written in colloquial Cantonese, so the model may write the particles it hears.
 CANTONESE_PROMPT = "以下係廣東話嘅句子，佢哋喺度講緊嘢。"
 # Calibrated on the shared clips (docs/language.md): a Mandarin chunk decoded as Cantonese costs
@@ -265,7 +267,11 @@ class WhisperEngine:
     ) -> None:
         """Turn one chunk's decoder output into Segments, re-decoding it if it ran away."""
         text = "".join(s["text"] for s in raw_segments)
-        if text.strip() and get_compression_ratio(text) > guards.COMPRESSION_RATIO_THRESHOLD:
+        runaway = text.strip() and get_compression_ratio(text) > guards.COMPRESSION_RATIO_THRESHOLD
+        collapsed = any(
+            guards.too_sparse(s["text"], s["end"] - s["start"]) for s in raw_segments
+        ) and not all(guards.is_silence(s["no_speech_prob"], s["avg_logprob"]) for s in raw_segments)
+        if runaway or collapsed:
             raw_segments = self._fallback(audio, chunk, options, prompt) or raw_segments
         segments = []
         for raw in raw_segments:

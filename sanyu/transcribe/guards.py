@@ -11,8 +11,13 @@ NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
 COMPRESSION_RATIO_THRESHOLD = 2.4
 
-# A unit of 1-20 characters repeated at least 4 times in a row ("謝謝謝謝謝", "ha ha ha ha").
-_REPEAT = re.compile(r"(.{1,20}?)(?:\s*\1){3,}", re.DOTALL)
+# One character repeated at least 4 times in a row ("謝謝謝謝"), or a unit of 2-20 characters
+# at least 3 times ("嘅話嘅嘅話嘅嘅話嘅", "ha ha ha").
+_REPEAT = re.compile(r"(.)(?:\s*\1){3,}|(.{2,20}?)(?:\s*\2){2,}", re.DOTALL)
+# Fewer characters per second of speech than this over MIN_DENSITY_SPAN_S means the decode
+# collapsed (a 9 s stretch of Mandarin read as "四字"); normal speech runs at 3-6.
+MIN_CHARS_PER_SECOND = 0.6
+MIN_DENSITY_SPAN_S = 4.0
 
 
 def is_silence(no_speech_prob: float | None, avg_logprob: float | None) -> bool:
@@ -23,8 +28,13 @@ def is_silence(no_speech_prob: float | None, avg_logprob: float | None) -> bool:
 
 
 def collapse_repetitions(text: str) -> str:
-    """Reduce a run of one unit repeated four or more times to a single occurrence."""
-    return _REPEAT.sub(lambda m: m.group(1), text)
+    """Reduce a runaway repetition of one unit to a single occurrence."""
+    return _REPEAT.sub(lambda m: m.group(1) or m.group(2), text)
+
+
+def too_sparse(text: str, seconds: float) -> bool:
+    """A decode with far too little text for the speech it covers."""
+    return seconds >= MIN_DENSITY_SPAN_S and len(text.strip()) / seconds < MIN_CHARS_PER_SECOND
 
 
 def _comparable(text: str) -> str:
