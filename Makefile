@@ -44,7 +44,6 @@ $(INSTALLED): requirements.lock setup.cfg
 	@# Without it torchaudio falls back to pure Python, which covers what pyannote uses (fbank, resample).
 	$(PY) -c "import torchaudio" 2>/dev/null || rm -f $(VENV)/lib/python3*/site-packages/torchaudio/lib/*.so
 	$(PY) -c "import torchaudio, pyannote.audio, faster_whisper, ray"
-	$(PY) -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
 	touch $@
 
 models: $(INSTALLED)

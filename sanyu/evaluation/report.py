@@ -29,6 +29,7 @@ def print_report(
         table.add_column(f"{system} error")
     table.add_column("sanyu languages")
     table.add_column("DER")
+    table.add_column("cpWER")
     for path in clips:
         first = by_key[(path, systems[0])]
         row = [first.clip.name, f"{first.clip.language} {METRIC.get(first.clip.language, '')}"]
@@ -38,6 +39,7 @@ def print_report(
         sanyu = by_key.get((path, "sanyu"))
         row.append(",".join(sanyu.languages) if sanyu else "")
         row.append(_pct(sanyu.der if sanyu else None))
+        row.append(_pct(sanyu.cpwer if sanyu else None))
         table.add_row(*row)
     console.print(table)
 

@@ -25,6 +25,7 @@ class ClipResult:
     seconds: float
     languages: list[str] = field(default_factory=list)
     der: float | None = None
+    cpwer: float | None = None
 
 
 def plain_faster_whisper(transcriber: Transcriber, clip: Clip, beam_size: int = 5) -> str:
@@ -56,10 +57,8 @@ def evaluate_clips(
             elapsed,
             transcript.languages,
         )
-        if clip.rttm is not None and options.diarize:
-            from sanyu.evaluation.diarization import der, turns_from_transcript
-
-            result.der = der(clip.rttm, turns_from_transcript(transcript), uem_path=clip.uem)
+        if options.diarize:
+            _score_speakers(result, transcript)
         results.append(result)
         if baseline and clip.reference:
             started = time.perf_counter()
@@ -73,6 +72,22 @@ def evaluate_clips(
         if progress:
             progress(clip)
     return results
+
+
+def _score_speakers(result: ClipResult, transcript: Transcript) -> None:
+    """DER where a reference RTTM exists; cpWER where a per-speaker transcript (STM) exists."""
+    from sanyu.evaluation import diarization
+
+    clip = result.clip
+    if clip.rttm is not None:
+        turns = diarization.turns_from_transcript(transcript)
+        result.der = diarization.der(clip.rttm, turns, uem_path=clip.uem)
+    if clip.stm is not None:
+        result.cpwer = diarization.cpwer(
+            diarization.speaker_texts_from_stm(clip.stm),
+            diarization.speaker_texts_from_transcript(transcript),
+            clip.language,
+        ).rate
 
 
 def pooled_by_language(results: list[ClipResult]) -> dict[tuple[str, str], float]:
