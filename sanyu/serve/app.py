@@ -33,7 +33,7 @@ from ray.serve.handle import DeploymentHandle
 from sanyu.audio import Audio
 from sanyu.options import TranscribeOptions
 from sanyu.schema import Transcript
-from sanyu.serve.batching import BatchStats, run_planned
+from sanyu.serve.batching import BatchStats, Coalescer, run_planned
 from sanyu.serve.config import ServeConfig
 from sanyu.serve.errors import APIError, bad_request, install_handlers, timed_out, unauthorized
 from sanyu.serve.formats import render_response
@@ -45,6 +45,9 @@ log = logging.getLogger("sanyu.serve")
 
 # A client may shorten (never lengthen) the server's request timeout with this header, in seconds.
 TIMEOUT_HEADER = "x-sanyu-timeout"
+# How long a model replica that said it was ready, then answers /readyz's probe too slowly
+# (busy), is still reported ready.
+READY_GRACE_S = 120.0
 
 
 def _available_cpus() -> int:
@@ -105,6 +108,7 @@ class SanyuModel:
             model_options = replace(model_options, cpu_threads=_available_cpus())
         self.transcriber = Transcriber(model_options)
         self.stats = BatchStats()
+        self.coalescer = self._new_coalescer()
         self._loaded = threading.Event()
         self._load_error: str | None = None
         self._load_seconds: float | None = None
@@ -134,30 +138,40 @@ class SanyuModel:
             "load_seconds": self._load_seconds,
         }
 
+    def _new_coalescer(self) -> Coalescer:
+        return Coalescer(
+            self._run_batch,
+            max_items=self.config.max_batch_size,
+            max_seconds=self.config.max_batch_audio_s,
+            seconds=lambda item: item.audio.duration,
+            stats=self.stats,
+        )
+
     def batch_stats(self) -> dict[str, Any]:
-        return self.stats.to_dict()
+        return {**self.stats.to_dict(), "waiting": self.coalescer.waiting}
 
     def reset_stats(self) -> None:
         self.stats = BatchStats()
+        self.coalescer.stats = self.stats
 
     async def transcribe(self, audio: Audio, options: TranscribeOptions) -> Transcript:
         while not self._loaded.is_set():
             await asyncio.sleep(0.1)
         if self._load_error:
             raise RuntimeError(f"models failed to load: {self._load_error}")
-        result = await self.transcribe_batch(_Item(audio, options))
+        result = await (await self.transcribe_batch(_Item(audio, options)))
         if isinstance(result, BaseException):
             raise result
         return result
 
+    # Requests are batched here (max_batch_size and the wait are set from the config in
+    # __init__). Serve forms the next batch while the model is still busy with the last one, so
+    # the handler only queues its batch for the model and returns one future per request; the
+    # coalescer merges the batches waiting for the model into calls of up to max_batch_size.
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.1)
-    async def transcribe_batch(self, items: list[_Item]) -> list[Transcript | Exception]:
+    async def transcribe_batch(self, items: list[_Item]) -> list[asyncio.Future]:
         self.stats.batches += 1
-        started = time.perf_counter()
-        try:
-            return await asyncio.to_thread(self._run_batch, items)
-        finally:
-            self.stats.busy_seconds += time.perf_counter() - started
+        return self.coalescer.enqueue(items)
 
     def _run_batch(self, items: list[_Item]) -> list[Transcript | Exception]:
         return run_planned(
@@ -200,6 +214,7 @@ class SanyuAPI:
         self.model = model
         self.config = config
         self.jobs = JobManager(config, self.transcribe_audio)
+        self._ready_at: float | None = None  # when a model replica last said it was ready
 
     # ---- helpers ------------------------------------------------------------------------
 
@@ -250,11 +265,21 @@ class SanyuAPI:
 
     @api.get("/readyz")
     async def readyz(self) -> JSONResponse:
-        """Readiness: 200 once the models are loaded on a replica, 503 before."""
+        """Readiness: 200 once the models are loaded on a replica, 503 before.
+
+        A model replica busy with a full queue answers slowly: after it has said it is ready,
+        a slow answer (within READY_GRACE_S) still counts as ready rather than failing the probe.
+        """
         try:
-            state = await asyncio.wait_for(self.model.ready.remote(), 10)
+            state = await asyncio.wait_for(self.model.ready.remote(), 2 if self._ready_at else 10)
         except Exception as exc:
-            state = {"ready": False, "error": f"model replica not reachable: {type(exc).__name__}"}
+            if self._ready_at is not None and time.monotonic() - self._ready_at < READY_GRACE_S:
+                state = {"ready": True, "model": self.config.model_options.model}
+            else:
+                state = {"ready": False, "error": f"model replica not answering: {type(exc).__name__}"}
+        else:
+            if state.get("ready"):
+                self._ready_at = time.monotonic()
         if state.get("ready"):
             return JSONResponse({"status": "ready", "model": state.get("model")})
         message = state.get("error") or "models are loading"
@@ -302,7 +327,8 @@ class SanyuAPI:
             check_content_type(form.file.content_type, label)
             params = parse_request(form, self.config.default_options, self.config.allow_diarize)
             audio = await asyncio.to_thread(
-                load_audio, form.file.path, label, self.config.max_audio_s
+                load_audio, form.file.path, label, self.config.max_request_audio_s,
+                "; send long recordings to POST /v1/jobs",
             )
         transcript = await self.transcribe_audio(audio, params.options)
         return render_response(
@@ -401,14 +427,19 @@ def start(config: ServeConfig, address: str | None = None) -> str:
 
 
 def serve_forever(config: ServeConfig, address: str | None = None, echo=print) -> None:
-    """``sanyu serve``: start, report, and run until Ctrl-C or SIGTERM, then shut Serve down."""
+    """``sanyu serve``: start, report, and run until Ctrl-C or SIGTERM, then shut Serve down
+    (and the local Ray it started)."""
     import signal
+
+    import ray
 
     def _stop(signum, frame):
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _stop)
     url = start(config, address)
+    # After ray.init, which installs its own handlers.
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     echo(f"Sanyu is serving model {config.model_options.model!r} at {url}/v1 "
          f"(health {url}/healthz, readiness {url}/readyz)")
     if config.host not in ("127.0.0.1", "localhost", "::1"):
@@ -420,4 +451,7 @@ def serve_forever(config: ServeConfig, address: str | None = None, echo=print) -
     except KeyboardInterrupt:
         echo("shutting down")
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         serve.shutdown()
+        ray.shutdown()

@@ -1,4 +1,4 @@
-"""How one `@serve.batch` batch of requests becomes calls to ``Transcriber.transcribe_many``.
+"""How batched requests become calls to ``Transcriber.transcribe_many``.
 
 Requests are grouped by their TranscribeOptions (one call runs one set of options), then each
 group is cut, in arrival order, into sub-batches whose total audio stays under a cap in seconds:
@@ -8,7 +8,7 @@ ten 5-second questions ride together, a 20-minute recording goes alone. Both the
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -109,3 +109,90 @@ def run_planned(
                 except Exception as single_exc:
                     results[i] = single_exc
     return results
+
+
+class Coalescer:
+    """Merges the batches that wait for one model into model-sized calls.
+
+    Ray Serve's `@serve.batch` forms a batch from whatever is queued as soon as the previous one
+    is *formed*, not when it has *finished* (with ``max_concurrent_batches=1`` the new batch then
+    waits for the semaphore). While a long call runs, requests arriving one by one become batches
+    of one or two, each waiting its turn. Here the batch handler only hands its items to one
+    worker per replica (returning a future per item at once) which, each time the model is free,
+    takes the oldest waiting items, up to ``max_items`` and ``max_seconds`` of audio (at least
+    one item), and runs them in one call.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[list[T]], list[Any]],
+        max_items: int,
+        max_seconds: float,
+        seconds: Callable[[T], float],
+        stats: BatchStats | None = None,
+    ):
+        self.run = run
+        self.max_items = max_items
+        self.max_seconds = max_seconds
+        self.seconds = seconds
+        self.stats = stats
+        self._pending: deque = deque()
+        self._worker = None
+
+    @property
+    def waiting(self) -> int:
+        return len(self._pending)
+
+    def enqueue(self, items: list[T]) -> list[Any]:
+        """Queue ``items`` for the model; one asyncio future per item, resolved with its result
+        (an exception object in place of a failed item's result). Call from the event loop."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in items]
+        self._pending.extend(zip(items, futures))
+        if self._worker is None or self._worker.done():
+            self._worker = loop.create_task(self._work())
+        return futures
+
+    async def submit(self, items: list[T]) -> list[Any]:
+        """The results for ``items`` (an exception object in place of a failed item's result)."""
+        import asyncio
+
+        return list(await asyncio.gather(*self.enqueue(items)))
+
+    def _take(self) -> list[tuple[T, Any]]:
+        taken: list[tuple[T, Any]] = []
+        total = 0.0
+        while self._pending and len(taken) < self.max_items:
+            item, future = self._pending[0]
+            if future.done():  # cancelled while waiting
+                self._pending.popleft()
+                continue
+            seconds = self.seconds(item)
+            if taken and total + seconds > self.max_seconds:
+                break
+            self._pending.popleft()
+            taken.append((item, future))
+            total += seconds
+        return taken
+
+    async def _work(self) -> None:
+        import asyncio
+        import time
+
+        while self._pending:
+            taken = self._take()
+            if not taken:
+                continue
+            started = time.perf_counter()
+            try:
+                results = await asyncio.to_thread(self.run, [item for item, _ in taken])
+            except Exception as exc:  # run_planned reports per item; this is a bug guard
+                results = [exc] * len(taken)
+            finally:
+                if self.stats is not None:
+                    self.stats.busy_seconds += time.perf_counter() - started
+            for (_, future), result in zip(taken, results):
+                if not future.done():
+                    future.set_result(result)

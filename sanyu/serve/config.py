@@ -22,7 +22,8 @@ class ServeConfig:
     api_key: str | None = None  # when set, every /v1 call needs `Authorization: Bearer <key>`
     max_upload_mb: float = 200.0  # whole request body, checked while it streams in
     request_timeout_s: float = 900.0  # /v1/audio/transcriptions, upload to answer -> 504
-    max_audio_s: float = 4 * 3600.0  # longest recording decoded (jobs and requests)
+    max_audio_s: float = 12 * 3600.0  # longest recording a job decodes
+    max_request_audio_s: float = 2 * 3600.0  # longest for /v1/audio/transcriptions (else: a job)
     allow_diarize: bool = True
     preload_diarizer: bool = True  # load pyannote at start (readyz waits for it)
 
@@ -43,6 +44,7 @@ class ServeConfig:
     # Async jobs: results go to `output` (local folder or fsspec URL) in the batch job's layout;
     # a job may name a storage URI or local path only under one of `input_roots`.
     output: str = "sanyu-jobs"
+    storage_options: tuple[tuple[str, str], ...] = ()  # fsspec options for output and inputs
     input_roots: tuple[str, ...] = ()
     max_running_jobs: int = 1
     job_formats: tuple[str, ...] = ("json", "txt", "srt", "vtt")

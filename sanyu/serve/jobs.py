@@ -45,8 +45,10 @@ from sanyu.serve.upload import Form, check_content_type, load_audio, read_form
 log = logging.getLogger("sanyu.serve.jobs")
 
 JOB_ID = re.compile(r"^job_[0-9a-f]{32}$")
+RECORD = "_sanyu/job.json"
 MAX_JSON_BYTES = 64 * 1024
 COPY_CHUNK = 4 * 1024 * 1024
+MAX_REMOTE_BYTES = 8 * 1024**3
 
 Transcribe = Callable[[Audio, TranscribeOptions], Awaitable[Transcript]]
 
@@ -67,6 +69,16 @@ class JobInput:
     kind: str  # upload | local | remote
     location: str  # a path (upload, local) or a URL (remote)
     label: str  # the name reported back and kept in the transcript
+    stem: str = ""  # output file stem, as the batch job names it (sanyu.output.naming)
+
+
+def _with_stem(job_input: JobInput, root: str | None = None) -> JobInput:
+    from dataclasses import replace
+
+    from sanyu.output.naming import output_stem
+
+    source = job_input.label if job_input.kind == "upload" else job_input.location
+    return replace(job_input, stem=output_stem(source, root))
 
 
 def _is_url(value: str) -> bool:
@@ -96,8 +108,10 @@ def resolve_input(uri: str, roots: tuple[str, ...]) -> JobInput:
         for root in roots:
             if _is_url(root) and not root.startswith("file://"):
                 r_scheme, r_rest = root.split("://", 1)
-                if _under(normalized, f"{r_scheme.lower()}://{posixpath.normpath(r_rest)}"):
-                    return JobInput("remote", normalized, posixpath.basename(normalized))
+                root_url = f"{r_scheme.lower()}://{posixpath.normpath(r_rest)}"
+                if _under(normalized, root_url):
+                    found = JobInput("remote", normalized, posixpath.basename(normalized))
+                    return _with_stem(found, root_url)
         raise forbidden(f"{uri!r} is not under an allowed input root")
     if not os.path.isabs(uri):
         raise bad_request("a local path must be absolute", param="uri")
@@ -107,11 +121,11 @@ def resolve_input(uri: str, roots: tuple[str, ...]) -> JobInput:
             continue
         root_real = os.path.realpath(root[len("file://"):] if root.startswith("file://") else root)
         if os.path.commonpath([real, root_real]) == root_real:
-            return JobInput("local", real, os.path.basename(real))
+            return _with_stem(JobInput("local", real, os.path.basename(real)), root_real)
     raise forbidden(f"{uri!r} is not under an allowed input root")
 
 
-def fetch_remote(url: str, directory: Path, max_bytes: int) -> Path:
+def fetch_remote(url: str, directory: Path, max_bytes: int, storage_options: dict | None = None) -> Path:
     """Copy a storage object into ``directory`` (never handing the URL to ffmpeg)."""
     import fsspec
 
@@ -121,7 +135,7 @@ def fetch_remote(url: str, directory: Path, max_bytes: int) -> Path:
     target = directory / f"input{suffix}"
     copied = 0
     try:
-        with fsspec.open(url, "rb") as source, open(target, "wb") as sink:
+        with fsspec.open(url, "rb", **(storage_options or {})) as source, open(target, "wb") as sink:
             while chunk := source.read(COPY_CHUNK):
                 copied += len(chunk)
                 if copied > max_bytes:
@@ -140,61 +154,82 @@ def fetch_remote(url: str, directory: Path, max_bytes: int) -> Path:
 
 
 class JobStorage:
-    """Where job records and results go: the batch job's storage layout under ``config.output``."""
+    """Each job's results under ``<output>/<job id>/``, in the batch job's layout
+    (:mod:`sanyu.pipeline.storage`): as if ``sanyu batch`` had run on that one input, with the
+    job's record beside them at ``_sanyu/job.json``::
+
+        <output>/<job id>/<stem>.json|txt|srt|vtt   the transcript files
+        <output>/<job id>/_sanyu/transcripts/<key>.json, _sanyu/done/<stem>.json, ...
+        <output>/<job id>/index.parquet, errors.jsonl, summary.json
+        <output>/<job id>/_sanyu/job.json           status, times, input, options, outputs
+    """
 
     def __init__(self, config: ServeConfig):
+        from sanyu.pipeline.storage import Storage
+
         self.config = config
-        self.root = config.resolved_output()
+        self.root = Storage(config.resolved_output(), dict(config.storage_options))
 
-    def _fs(self):
-        import fsspec
+    def job(self, job_id: str):
+        from sanyu.pipeline.storage import Storage
 
-        return fsspec.core.url_to_fs(self.root)
-
-    def _path(self, job_id: str, name: str) -> str:
-        return posixpath.join(self.root, "jobs", job_id, name) if _is_url(self.root) else os.path.join(
-            self.root, "jobs", job_id, name
-        )
+        return Storage(self.root.url(job_id), dict(self.config.storage_options))
 
     def save_record(self, job_id: str, record: dict[str, Any]) -> None:
-        from sanyu.output.writers import _write_local
-
-        data = json.dumps(record, ensure_ascii=False, indent=2).encode("utf-8")
-        path = self._path(job_id, "job.json")
-        if _is_url(path):
-            fs, p = self._fs()[0], path
-            fs.pipe_file(p, data)
-        else:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            _write_local(path, data)
+        data = json.dumps(record, ensure_ascii=False, indent=1).encode("utf-8")
+        self.root.put(f"{job_id}/{RECORD}", data)
 
     def load_record(self, job_id: str) -> dict[str, Any] | None:
-        import fsspec
+        data = self.root.get(f"{job_id}/{RECORD}")
+        return json.loads(data) if data is not None else None
 
-        try:
-            with fsspec.open(self._path(job_id, "job.json"), "rb") as handle:
-                return json.loads(handle.read())
-        except FileNotFoundError:
-            return None
+    def write_result(
+        self, job_id: str, job_input: JobInput, key: str, transcript: Transcript,
+        options: TranscribeOptions, seconds: float,
+    ) -> dict[str, Any]:
+        from sanyu.pipeline.job import BatchSummary, FileResult
 
-    def write_result(self, job_id: str, transcript: Transcript, options: TranscribeOptions) -> dict:
-        from sanyu.output import write_outputs
-
-        directory = self._path(job_id, "")
-        written = write_outputs(
-            transcript, directory.rstrip("/\\"), "transcript", self.config.job_formats,
-            options.speaker_names,
+        storage = self.job(job_id)
+        done = storage.write_result(
+            job_input.stem, key, transcript, self.config.job_formats, options.speaker_names,
+            input_path=job_input.label, run_id=job_id, seconds=seconds,
         )
-        return {"directory": directory.rstrip("/\\"), "files": written}
+        summary = BatchSummary(
+            storage.uri, job_id,
+            [FileResult(job_input.label, job_input.stem, "ok", transcript.duration, key=key)],
+            seconds,
+        )
+        summary.errors = storage.write_errors([])
+        summary.index = storage.write_index([job_input.stem])
+        storage.write_summary(summary.to_dict())
+        return {
+            "location": storage.uri,
+            "stem": job_input.stem,
+            "key": key,
+            "files": done["outputs"],
+            "index": summary.index,
+            "summary": storage.url("summary.json"),
+        }
 
-    def load_transcript(self, record: dict[str, Any]) -> Transcript | None:
-        import fsspec
+    def write_failure(
+        self, job_id: str, job_input: JobInput, stage: str, reason: str, key: str, seconds: float
+    ) -> dict[str, Any]:
+        from sanyu.pipeline.job import BatchSummary, FileResult
 
-        for path in record.get("outputs", {}).get("files", []):
-            if path.endswith(".json"):
-                with fsspec.open(path, "rb") as handle:
-                    return Transcript.from_json(handle.read().decode("utf-8"))
-        return None
+        storage = self.job(job_id)
+        error = storage.write_error(job_input.stem, job_input.label, stage, reason, key, job_id)
+        summary = BatchSummary(
+            storage.uri, job_id,
+            [FileResult(job_input.label, job_input.stem, "failed", 0.0, stage, reason, key)],
+            seconds,
+        )
+        summary.errors = storage.write_errors([error])
+        summary.index = storage.write_index([])
+        storage.write_summary(summary.to_dict())
+        return {"location": storage.uri, "stem": job_input.stem, "errors": summary.errors}
+
+    def read_transcript(self, job_id: str, stem: str) -> Transcript | None:
+        return self.job(job_id).read_transcript(stem=stem)
 
 
 # ---- the manager -------------------------------------------------------------------------
@@ -245,6 +280,7 @@ class JobManager:
             "started_at": None,
             "finished_at": None,
             "input": {"kind": job_input.kind, "name": job_input.label},
+            "stem": job_input.stem,
             "options": params.options.to_dict(),
             "error": None,
         }
@@ -283,7 +319,7 @@ class JobManager:
 
             label = _label(form.file.filename)
             check_content_type(form.file.content_type, label)
-            job_input = JobInput("upload", str(form.file.path), label)
+            job_input = _with_stem(JobInput("upload", str(form.file.path), label))
         elif uri:
             job_input = resolve_input(uri, self.config.input_roots)
         else:
@@ -305,43 +341,82 @@ class JobManager:
         return record
 
     async def _run(self, job_id: str, job_input: JobInput, params: TranscriptionRequest, directory: Path):
+        stage, key, started = "job", "", time.perf_counter()
         try:
             async with self._slots:
                 await asyncio.to_thread(self._update, job_id, status="running", started_at=time.time())
-                audio = await asyncio.to_thread(self._load, job_input, directory)
+                stage = "fetch" if job_input.kind == "remote" else "decode"
+                path = await asyncio.to_thread(self._local_path, job_input, directory)
+                stage = "decode"
+                key = await asyncio.to_thread(self._result_key, path, params.options)
+                audio = await asyncio.to_thread(
+                    load_audio, path, job_input.label, self.config.max_audio_s
+                )
+                stage = "transcribe"
                 transcript = await self.transcribe(audio, params.options)
+                stage = "write"
                 outputs = await asyncio.to_thread(
-                    self.storage.write_result, job_id, transcript, params.options
+                    self.storage.write_result, job_id, job_input, key, transcript, params.options,
+                    time.perf_counter() - started,
                 )
                 await asyncio.to_thread(
-                    self._update, job_id, status="done", finished_at=time.time(), outputs=outputs,
-                    duration=transcript.duration, languages=transcript.languages,
+                    self._update, job_id, status="done", finished_at=time.time(), key=key,
+                    outputs=outputs, duration=transcript.duration, languages=transcript.languages,
                     speakers=transcript.speakers,
                 )
         except asyncio.CancelledError:
-            self._update(job_id, status="failed", finished_at=time.time(),
-                         error={"message": "cancelled: the server stopped", "code": "cancelled"})
+            self._fail(job_id, job_input, stage, key, started, "cancelled: the server stopped", "cancelled")
             raise
         except APIError as exc:
             await asyncio.to_thread(
-                self._update, job_id, status="failed", finished_at=time.time(),
-                error={"message": exc.message, "code": exc.code},
+                self._fail, job_id, job_input, stage, key, started, exc.message, exc.code
             )
         except Exception as exc:
             log.exception("job %s failed", job_id)
             await asyncio.to_thread(
-                self._update, job_id, status="failed", finished_at=time.time(),
-                error={"message": f"{type(exc).__name__}: {str(exc)[:500]}", "code": "job_failed"},
+                self._fail, job_id, job_input, stage, key, started,
+                f"{type(exc).__name__}: {str(exc)[:500]}", "job_failed",
             )
         finally:
             shutil.rmtree(directory, ignore_errors=True)
+            # Finished: storage holds the record now (keeps memory flat on a long-running server).
+            if self.records.get(job_id, {}).get("status") in ("done", "failed"):
+                self.records.pop(job_id, None)
 
-    def _load(self, job_input: JobInput, directory: Path) -> Audio:
+    def _fail(
+        self, job_id: str, job_input: JobInput, stage: str, key: str, started: float,
+        message: str, code: str | None,
+    ) -> None:
+        outputs = None
+        try:
+            outputs = self.storage.write_failure(
+                job_id, job_input, stage, message, key, time.perf_counter() - started
+            )
+        except Exception:
+            log.exception("could not write the failure of job %s", job_id)
+        self._update(
+            job_id, status="failed", finished_at=time.time(), outputs=outputs,
+            error={"message": message, "code": code, "stage": stage},
+        )
+
+    def _local_path(self, job_input: JobInput, directory: Path) -> Path:
         if job_input.kind == "remote":
-            path = fetch_remote(job_input.location, directory, 8 * 1024**3)
-        else:
-            path = Path(job_input.location)
-        return load_audio(path, job_input.label, self.config.max_audio_s)
+            return fetch_remote(
+                job_input.location, directory, MAX_REMOTE_BYTES, dict(self.config.storage_options)
+            )
+        return Path(job_input.location)
+
+    def _result_key(self, path: Path, options: TranscribeOptions) -> str:
+        """The batch job's result key: the input's content hash and the settings' key."""
+        from sanyu.options import settings_key
+        from sanyu.pipeline.inputs import content_hash
+        from sanyu.pipeline.storage import result_key
+
+        try:
+            digest = content_hash(str(path))
+        except OSError:
+            raise bad_request(f"{path.name}: cannot be read", code="invalid_audio") from None
+        return result_key(digest, settings_key(self.config.model_options, options))
 
     async def get(self, job_id: str) -> dict[str, Any]:
         if not JOB_ID.match(job_id):
@@ -353,7 +428,7 @@ class JobManager:
             raise not_found(job_id)
         answer = dict(record)
         if answer["status"] == "done":
-            transcript = await asyncio.to_thread(self.storage.load_transcript, answer)
+            transcript = await asyncio.to_thread(self.storage.read_transcript, job_id, answer["stem"])
             if transcript is not None:
                 answer["result"] = to_verbose_json(transcript, segments=True, words=True)
         return answer

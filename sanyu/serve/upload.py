@@ -148,6 +148,7 @@ class _Parser:
         self._data = bytearray()
         self._handle = None
         self._count = 0
+        self.ended = False
 
     def on_part_begin(self) -> None:
         self._headers, self._name, self._data, self._handle = {}, None, bytearray(), None
@@ -207,6 +208,9 @@ class _Parser:
         value = bytes(self._data).decode(self.charset, "replace")
         self.form.fields.setdefault(self._name, []).append(value)
 
+    def on_end(self) -> None:
+        self.ended = True
+
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()
@@ -233,7 +237,7 @@ async def read_form(
         name: getattr(parser_state, name)
         for name in (
             "on_part_begin", "on_part_data", "on_part_end", "on_header_field",
-            "on_header_value", "on_header_end", "on_headers_finished",
+            "on_header_value", "on_header_end", "on_headers_finished", "on_end",
         )
     }
     parser = MultipartParser(boundary, callbacks)
@@ -251,6 +255,8 @@ async def read_form(
     finally:
         parser_state.close()
         await stream.aclose()
+    if not parser_state.ended:
+        raise bad_request("incomplete multipart body (no closing boundary)", code="invalid_request")
     return parser_state.form
 
 
@@ -333,12 +339,15 @@ def probe_format(path: Path, label: str) -> str:
     return info.get("format", {}).get("format_name", "")
 
 
-def load_audio(path: Path, label: str, max_duration: float) -> Audio:
+def load_audio(path: Path, label: str, max_duration: float, too_long_hint: str = "") -> Audio:
     """Probe, then decode with the library's decoder; every failure a 400 naming the reason."""
     probe_format(path, label)
     try:
         audio = decode_audio(path, max_duration=max_duration)
     except AudioError as exc:
-        raise bad_request(f"{label}: {exc.reason}", code="invalid_audio", param="file") from None
+        hint = too_long_hint if exc.reason.startswith("too long") else ""
+        raise bad_request(
+            f"{label}: {exc.reason}{hint}", code="invalid_audio", param="file"
+        ) from None
     audio.source = label
     return audio
