@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sanyu.transcribe.guards import collapse_repetitions, echoes_prompt, is_silence, too_sparse
+import numpy as np
+
+from sanyu.transcribe.guards import collapse_repetitions, echoes_prompt, is_digital_silence, is_silence
 
 
 def test_runaway_repetition_collapses():
@@ -19,10 +21,11 @@ def test_ordinary_repeats_survive():
     assert collapse_repetitions("拚，拚吧，拚吧。") == "拚，拚吧，拚吧。"
 
 
-def test_collapsed_decode_is_too_sparse():
-    assert too_sparse("四字", 9.4)
-    assert not too_sparse("四字", 1.0)  # short utterances may be short
-    assert not too_sparse("广西壮族自治区爱吃红鲤鱼", 3.5)
+def test_digital_silence():
+    assert is_digital_silence(np.zeros(16000, dtype=np.float32))
+    assert is_digital_silence(np.full(16000, 1e-5, dtype=np.float32))
+    quiet_speech_level = 0.01 * np.sin(np.arange(16000) / 5.0)
+    assert not is_digital_silence(quiet_speech_level.astype(np.float32))
 
 
 def test_prompt_echo_is_detected():

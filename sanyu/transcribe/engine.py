@@ -123,10 +123,12 @@ class WhisperEngine:
         if audio.duration == 0:
             return []
         if not options.vad:
-            return [
-                (start, min(start + CHUNK_SECONDS, audio.duration))
+            windows = [
+                (float(start), min(float(start) + CHUNK_SECONDS, audio.duration))
                 for start in np.arange(0, audio.duration, CHUNK_SECONDS)
             ]
+            # Without VAD, still never decode digital silence: Whisper invents text there.
+            return [w for w in windows if not guards.is_digital_silence(audio.slice(*w))]
         vad = VadOptions(
             min_silence_duration_ms=500, speech_pad_ms=200, max_speech_duration_s=CHUNK_SECONDS - 1
         )
@@ -267,11 +269,7 @@ class WhisperEngine:
     ) -> None:
         """Turn one chunk's decoder output into Segments, re-decoding it if it ran away."""
         text = "".join(s["text"] for s in raw_segments)
-        runaway = text.strip() and get_compression_ratio(text) > guards.COMPRESSION_RATIO_THRESHOLD
-        collapsed = any(
-            guards.too_sparse(s["text"], s["end"] - s["start"]) for s in raw_segments
-        ) and not all(guards.is_silence(s["no_speech_prob"], s["avg_logprob"]) for s in raw_segments)
-        if runaway or collapsed:
+        if text.strip() and get_compression_ratio(text) > guards.COMPRESSION_RATIO_THRESHOLD:
             raw_segments = self._fallback(audio, chunk, options, prompt) or raw_segments
         segments = []
         for raw in raw_segments:

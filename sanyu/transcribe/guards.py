@@ -6,6 +6,8 @@ import re
 import unicodedata
 from difflib import SequenceMatcher
 
+import numpy as np
+
 # Whisper's own thresholds (openai/whisper transcribe.py).
 NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
@@ -14,10 +16,8 @@ COMPRESSION_RATIO_THRESHOLD = 2.4
 # One character repeated at least 4 times in a row ("謝謝謝謝"), or a unit of 2-20 characters
 # at least 3 times ("嘅話嘅嘅話嘅嘅話嘅", "ha ha ha").
 _REPEAT = re.compile(r"(.)(?:\s*\1){3,}|(.{2,20}?)(?:\s*\2){2,}", re.DOTALL)
-# Fewer characters per second of speech than this over MIN_DENSITY_SPAN_S means the decode
-# collapsed (a 9 s stretch of Mandarin read as "四字"); normal speech runs at 3-6.
-MIN_CHARS_PER_SECOND = 0.6
-MIN_DENSITY_SPAN_S = 4.0
+# RMS below this (-70 dBFS) is digital silence, not quiet speech.
+SILENCE_RMS = 10 ** (-70 / 20)
 
 
 def is_silence(no_speech_prob: float | None, avg_logprob: float | None) -> bool:
@@ -32,9 +32,9 @@ def collapse_repetitions(text: str) -> str:
     return _REPEAT.sub(lambda m: m.group(1) or m.group(2), text)
 
 
-def too_sparse(text: str, seconds: float) -> bool:
-    """A decode with far too little text for the speech it covers."""
-    return seconds >= MIN_DENSITY_SPAN_S and len(text.strip()) / seconds < MIN_CHARS_PER_SECOND
+def is_digital_silence(samples) -> bool:
+    """True for audio with no signal at all (zeros or near-zeros)."""
+    return samples.size == 0 or float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) < SILENCE_RMS
 
 
 def _comparable(text: str) -> str:
