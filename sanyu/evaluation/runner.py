@@ -118,6 +118,7 @@ def evaluate_language_id(
     options: TranscribeOptions,
     per_language: int = 4,
     gap_s: float = 1.0,
+    exclude: tuple[str, ...] = (),
 ) -> LanguageIdResult:
     """Join the `per_language` longest yue, zh and en clips (interleaved, `gap_s` apart) into one
     file, like turns of a meeting; score per-segment language tags and error rates.
@@ -126,7 +127,7 @@ def evaluate_language_id(
     """
     by_language = defaultdict(list)
     for clip in load_clips(root, ("yue", "zh", "en")):
-        if clip.reference:
+        if clip.reference and clip.name not in exclude:
             by_language[clip.language].append(clip)
     for language, clips in by_language.items():
         clips.sort(key=lambda c: decode_audio(c.path).duration, reverse=True)

@@ -270,7 +270,7 @@ class WhisperEngine:
         """Turn one chunk's decoder output into Segments, re-decoding it if it ran away."""
         text = "".join(s["text"] for s in raw_segments)
         if text.strip() and get_compression_ratio(text) > guards.COMPRESSION_RATIO_THRESHOLD:
-            raw_segments = self._fallback(audio, chunk, options, prompt) or raw_segments
+            raw_segments = self._fallback(audio, chunk, options, prompt)
         segments = []
         for raw in raw_segments:
             seg_text = guards.collapse_repetitions(raw["text"].strip())
@@ -305,7 +305,7 @@ class WhisperEngine:
 
     def _fallback(
         self, audio: Audio, chunk: _Chunk, options: TranscribeOptions, prompt: str | None
-    ) -> list[dict] | None:
+    ) -> list[dict]:
         """Decode one chunk again with temperature fallback (faster-whisper's sequential path)."""
         segments, _ = self.model.transcribe(
             audio.slice(chunk.start, chunk.end),
@@ -337,9 +337,8 @@ class WhisperEngine:
             }
             for s in segments
         ]
-        text = "".join(s["text"] for s in raw)
-        if text.strip() and get_compression_ratio(text) > guards.COMPRESSION_RATIO_THRESHOLD:
-            return None
+        # Even if every temperature still loops, faster-whisper's own pick among its attempts is
+        # a better start than the looping greedy decode; repetitions are collapsed afterwards.
         return raw
 
     def _assemble(
