@@ -368,5 +368,76 @@ def serve_command(host, port, address, replicas, max_replicas, replica_cpus, rep
     serve_forever(config, address, echo=lambda line: click.echo(line, err=True))
 
 
+def _storage_options(pairs: tuple[str, ...]) -> dict:
+    """KEY=VALUE pairs for fsspec; values that read as JSON (true, 3) are taken as such."""
+    import json
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, not {pair!r}", param_hint="--storage-option")
+        try:
+            options[key.strip()] = json.loads(value)
+        except ValueError:
+            options[key.strip()] = value
+    return options
+
+
+@main.command()
+@click.argument("input_spec", metavar="INPUT")
+@click.option("-o", "--output", required=True,
+              help="Local folder or fsspec URL (s3://bucket/prefix) for the transcripts.")
+@click.option("--address", default=None,
+              help="Ray cluster to join: auto, or ray://host:10001. Default: a local Ray on 127.0.0.1.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Whisper workers. Default: one per GPU, else one per 2 CPUs.")
+@click.option("-f", "--formats", default="txt,srt,json", show_default=True,
+              help="Comma-separated: txt, srt, vtt, tsv, json, rttm.")
+@click.option("--files-per-batch", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Recordings (or pieces) each worker transcribes together.")
+@click.option("--piece-minutes", type=click.FloatRange(min=0.5), default=10.0, show_default=True,
+              help="Longer recordings are cut at pauses into pieces of about this length.")
+@click.option("--storage-option", "storage_option", multiple=True, metavar="KEY=VALUE",
+              help="fsspec option for s3:// inputs and outputs, e.g. endpoint_url=http://host:9000.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@model_options
+@transcribe_options
+def batch(input_spec, output, address, workers, formats, files_per_batch, piece_minutes,
+          storage_option, progress, **kwargs):
+    """Transcribe every recording of INPUT with Ray Data into OUTPUT, resumably.
+
+    INPUT: a folder (searched recursively), a glob, a manifest (.csv/.tsv/.jsonl with `path`
+    and optional `language`, `num_speakers`), or an s3:// prefix. Inputs already done with the
+    same content and settings are skipped; the exit code is 1 if any input failed.
+    """
+    from rich.console import Console
+
+    from sanyu.output import FORMATS
+    from sanyu.pipeline.inputs import list_inputs
+    from sanyu.pipeline.job import print_summary, run_batch
+
+    formats = _csv(formats)
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise click.BadParameter(f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+    models, options = build_options(kwargs)
+    storage_options = _storage_options(storage_option)
+    try:
+        items = list_inputs(input_spec, storage_options)
+    except (OSError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    if not items:
+        raise click.UsageError(f"no audio or video files found in {input_spec}")
+    console = Console(stderr=True)
+    summary = run_batch(
+        items, output, models, options, formats, address=address, workers=workers,
+        files_per_batch=files_per_batch, piece_seconds=piece_minutes * 60,
+        storage_options=storage_options, progress=progress, console=console,
+    )
+    print_summary(summary, console)
+    sys.exit(1 if summary.failed else 0)
+
+
 if __name__ == "__main__":
     main()

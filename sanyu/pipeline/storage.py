@@ -1,0 +1,467 @@
+"""Where a batch job's results live: transcripts, done-markers, errors and the segment index.
+
+Layout under the output location (a local folder or an fsspec URL such as ``s3://bucket/out``)::
+
+    <stem>.<fmt>                  the transcript files of each input (txt, srt, json, ...)
+    index.parquet                 every segment of every input of the last run: file, stem, key,
+                                  segment, start, end, speaker, language, text
+    errors.jsonl                  one JSON object per input of the last run that failed:
+                                  path, stem, stage, reason, key, run_id, time
+    summary.json                  counts, audio duration, wall time of the last run
+    _sanyu/transcripts/<key>.json the transcript of a result key (content hash + settings key);
+                                  inputs with the same bytes and settings share it
+    _sanyu/done/<stem>.json       the done-marker of an input: written LAST, after its transcript
+                                  files, so an input is finished exactly when its marker exists
+    _sanyu/segments/<stem>.parquet  the input's index rows (index.parquet is their union)
+    _sanyu/errors/<stem>.json     the last failure of an input, removed when it later succeeds
+    _sanyu/parts/<key>/<n>.json   transcripts of the pieces of a long recording, until all exist
+
+Every write is atomic: a local file is written to a temporary file beside it and renamed over
+the target; an object store put is whole or absent. A process killed at any point therefore
+leaves each file either old or new, never half-written, and an input without a done-marker is
+simply done again.
+
+A result key is ``<first 32 hex of the sha256 of the input's bytes>-<settings_key>``
+(:func:`result_key`). An input is done when its stem's marker names the key it has now (same
+bytes, same settings) and the formats asked for; a changed file or setting means work again.
+
+The output stems never start with ``_`` (see :mod:`sanyu.output.naming`), so nothing here can
+collide with an input's files.
+
+The HTTP job endpoint reuses this module::
+
+    storage = Storage("s3://bucket/jobs/123", storage_options)
+    storage.write_result(stem, key, transcript, ["json", "srt"], input_path="a.wav")
+    storage.is_done(stem, key, ["json", "srt"]); storage.read_transcript(stem=stem)
+    storage.write_error(stem, "a.wav", "decode", "not audio"); storage.read_errors()
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import posixpath
+import re
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sanyu.schema import Transcript
+
+META = "_sanyu"
+INDEX_FILE = "index.parquet"
+ERRORS_FILE = "errors.jsonl"
+SUMMARY_FILE = "summary.json"
+# Object stores write an object whole or not at all, and have no directories to create.
+_OBJECT_STORE_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss"}
+_PART = re.compile(r"^(\d{6})(-last)?\.json$")
+_KEY = re.compile(r"^[0-9a-f]{8,64}-[0-9a-f]{8,64}$")
+
+
+def result_key(content_hash: str, settings: str) -> str:
+    """The key of a result: the input's content hash (32 hex digits) and its settings key."""
+    return f"{content_hash[:32]}-{settings}"
+
+
+def index_schema():
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("file", pa.string()),
+            ("stem", pa.string()),
+            ("key", pa.string()),
+            ("segment", pa.int32()),
+            ("start", pa.float64()),
+            ("end", pa.float64()),
+            ("speaker", pa.string()),
+            ("language", pa.string()),
+            ("text", pa.string()),
+        ]
+    )
+
+
+@dataclass
+class Part:
+    """The transcript of one piece of a long recording; its times are already absolute."""
+
+    index: int
+    last: bool
+    transcript: Transcript
+
+
+def _check_stem(stem: str) -> None:
+    if not stem or stem in (".", "..") or stem.startswith(("_", ".")) or any(c in stem for c in "/\\\0"):
+        raise ValueError(f"not a safe output stem: {stem!r}")
+
+
+def _check_key(key: str) -> None:
+    if not _KEY.match(key or ""):
+        raise ValueError(f"not a result key: {key!r}")
+
+
+class Storage:
+    """A batch job's output location (see the module doc for the layout)."""
+
+    def __init__(self, uri: str | os.PathLike, storage_options: dict | None = None):
+        import fsspec
+        from fsspec.implementations.local import LocalFileSystem
+
+        self.storage_options = dict(storage_options or {})
+        uri = os.fspath(uri)
+        self.fs, root = fsspec.core.url_to_fs(uri, **self.storage_options)
+        self.is_local = isinstance(self.fs, LocalFileSystem)
+        protocols = {self.fs.protocol} if isinstance(self.fs.protocol, str) else set(self.fs.protocol)
+        self.is_object_store = bool(protocols & _OBJECT_STORE_PROTOCOLS)
+        if self.is_local:
+            self.root = os.path.abspath(root)
+            os.makedirs(self.root, exist_ok=True)
+            self.uri = self.root
+        else:
+            self.root = root.rstrip("/")
+            self.uri = self.fs.unstrip_protocol(self.root)
+
+    def __repr__(self) -> str:
+        return f"Storage({self.uri!r})"
+
+    # ---- paths and atomic file operations ---------------------------------------------
+
+    def path(self, *parts: str) -> str:
+        """The filesystem path of ``parts`` under the root (``/``-joined; local: native)."""
+        if self.is_local:
+            return os.path.join(self.root, *parts)
+        return posixpath.join(self.root, *parts) if self.root else posixpath.join(*parts)
+
+    def url(self, *parts: str) -> str:
+        """What to show a user for ``parts``: a local absolute path or a URL with protocol."""
+        path = self.path(*parts)
+        return path if self.is_local else self.fs.unstrip_protocol(path)
+
+    def put(self, relative: str, data: bytes) -> str:
+        """Write ``data`` to ``relative`` (``/``-separated) atomically; return its URL."""
+        path = self.path(*relative.split("/"))
+        if self.is_local:
+            directory, name = os.path.split(path)
+            os.makedirs(directory, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name[:100]}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, path)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
+                raise
+        elif self.is_object_store:
+            self.fs.pipe_file(path, data)
+        else:  # another filesystem: write beside, then move over the target
+            directory = posixpath.dirname(path)
+            self.fs.makedirs(directory, exist_ok=True)
+            tmp = posixpath.join(directory, f".{uuid.uuid4().hex}.tmp")
+            self.fs.pipe_file(tmp, data)
+            self.fs.mv(tmp, path)
+        return self.url(*relative.split("/"))
+
+    def get(self, relative: str) -> bytes | None:
+        """The bytes of ``relative``, or None when it does not exist."""
+        path = self.path(*relative.split("/"))
+        try:
+            if self.is_local:
+                with open(path, "rb") as handle:
+                    return handle.read()
+            return self.fs.cat_file(path)
+        except FileNotFoundError:
+            return None
+
+    def exists(self, relative: str) -> bool:
+        path = self.path(*relative.split("/"))
+        return os.path.exists(path) if self.is_local else self.fs.exists(path)
+
+    def delete(self, relative: str) -> None:
+        path = self.path(*relative.split("/"))
+        try:
+            if self.is_local:
+                os.unlink(path)
+            else:
+                self.fs.rm_file(path)
+        except FileNotFoundError:
+            pass
+
+    def _list(self, relative: str) -> list[str]:
+        """Names (not paths) of the files directly in folder ``relative``."""
+        path = self.path(*relative.split("/"))
+        try:
+            if self.is_local:
+                return sorted(os.listdir(path))
+            self.fs.invalidate_cache(path)
+            return sorted(posixpath.basename(p.rstrip("/")) for p in self.fs.ls(path, detail=False))
+        except FileNotFoundError:
+            return []
+
+    def _get_json(self, relative: str) -> dict | None:
+        data = self.get(relative)
+        if data is None:
+            return None
+        try:
+            value = json.loads(data)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def _put_json(self, relative: str, value: Any) -> str:
+        return self.put(relative, (json.dumps(value, ensure_ascii=False, indent=1) + "\n").encode())
+
+    def cleanup_temp(self) -> int:
+        """Remove temporary files a killed writer left behind (local outputs only); call it
+        when no other job writes to this location. Returns how many were removed."""
+        if not self.is_local:
+            return 0
+        removed = 0
+        for dirpath, _dirnames, filenames in os.walk(self.root):
+            for name in filenames:
+                if name.startswith(".") and name.endswith(".tmp"):
+                    try:
+                        os.unlink(os.path.join(dirpath, name))
+                        removed += 1
+                    except OSError:
+                        pass
+        return removed
+
+    # ---- results -------------------------------------------------------------------------
+
+    def done_record(self, stem: str) -> dict | None:
+        """The done-marker of ``stem`` (key, formats, outputs, duration, ...), if finished."""
+        _check_stem(stem)
+        return self._get_json(f"{META}/done/{stem}.json")
+
+    def is_done(self, stem: str, key: str, formats: Iterable[str] = ()) -> bool:
+        """True when ``stem`` finished with result ``key`` and has every file of ``formats``."""
+        record = self.done_record(stem)
+        if not record or record.get("key") != key:
+            return False
+        wanted = {f.lower() for f in formats}
+        if not wanted <= set(record.get("formats", [])):
+            return False
+        return all(self.exists(f"{stem}.{fmt}") for fmt in wanted)
+
+    def has_transcript(self, key: str) -> bool:
+        _check_key(key)
+        return self.exists(f"{META}/transcripts/{key}.json")
+
+    def read_transcript(self, key: str | None = None, stem: str | None = None) -> Transcript | None:
+        """The stored transcript of a result key, or of the result an input stem finished with."""
+        if key is None:
+            if stem is None:
+                raise ValueError("give key or stem")
+            record = self.done_record(stem)
+            if not record:
+                return None
+            key = record["key"]
+        _check_key(key)
+        data = self.get(f"{META}/transcripts/{key}.json")
+        return Transcript.from_json(data.decode("utf-8")) if data is not None else None
+
+    def write_result(
+        self,
+        stem: str,
+        key: str,
+        transcript: Transcript,
+        formats: Sequence[str],
+        speaker_names: Sequence[str] = (),
+        input_path: str | None = None,
+        run_id: str = "",
+        seconds: float = 0.0,
+        store_transcript: bool = True,
+        extra: dict | None = None,
+    ) -> dict:
+        """Write an input's result; the done-marker goes last. Returns the marker's record.
+
+        In order: the transcript under its key (skipped with ``store_transcript=False`` when
+        it is already there), the files of ``formats`` (rendered by ``sanyu.output.render``),
+        the input's index rows, the done-marker; then any earlier error of the input is
+        removed.
+        """
+        from sanyu.output import render
+
+        _check_stem(stem)
+        _check_key(key)
+        formats = list(dict.fromkeys(f.lower().lstrip(".") for f in formats))
+        rendered = [(fmt, render(transcript, fmt, speaker_names).encode("utf-8")) for fmt in formats]
+        if store_transcript:
+            self.put(f"{META}/transcripts/{key}.json", transcript.to_json(indent=None).encode("utf-8"))
+        outputs = [self.put(f"{stem}.{fmt}", data) for fmt, data in rendered]
+        self.put(f"{META}/segments/{stem}.parquet", self._segment_rows(stem, key, transcript, input_path))
+        record = {
+            "stem": stem,
+            "key": key,
+            "input": input_path if input_path is not None else transcript.source,
+            "formats": formats,
+            "outputs": outputs,
+            "duration": transcript.duration,
+            "languages": transcript.languages,
+            "speakers": transcript.speakers,
+            "segments": len(transcript.segments),
+            "seconds": round(seconds, 3),
+            "run_id": run_id,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **(extra or {}),
+        }
+        self._put_json(f"{META}/done/{stem}.json", record)
+        self.delete(f"{META}/errors/{stem}.json")
+        return record
+
+    def reuse_result(
+        self,
+        stem: str,
+        key: str,
+        formats: Sequence[str],
+        speaker_names: Sequence[str] = (),
+        input_path: str | None = None,
+        run_id: str = "",
+    ) -> dict | None:
+        """Finish ``stem`` from the transcript already stored under ``key`` (same bytes and
+        settings seen before, under another name or before a kill): no model runs. None when
+        there is no such transcript."""
+        transcript = self.read_transcript(key)
+        if transcript is None:
+            return None
+        if input_path is not None:
+            transcript.source = input_path
+        return self.write_result(
+            stem, key, transcript, formats, speaker_names, input_path, run_id,
+            store_transcript=False, extra={"reused": True},
+        )
+
+    def _segment_rows(self, stem: str, key: str, transcript: Transcript, input_path: str | None) -> bytes:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        file = input_path if input_path is not None else transcript.source
+        rows = [
+            {
+                "file": file,
+                "stem": stem,
+                "key": key,
+                "segment": i,
+                "start": float(seg.start),
+                "end": float(seg.end),
+                "speaker": seg.speaker,
+                "language": seg.language,
+                "text": seg.text,
+            }
+            for i, seg in enumerate(transcript.segments)
+        ]
+        table = pa.Table.from_pylist(rows, schema=index_schema())
+        sink = io.BytesIO()
+        pq.write_table(table, sink)
+        return sink.getvalue()
+
+    # ---- errors --------------------------------------------------------------------------
+
+    def write_error(
+        self, stem: str, input_path: str, stage: str, reason: str, key: str = "", run_id: str = ""
+    ) -> dict:
+        """Record that an input failed at ``stage`` (list, fetch, decode, transcribe, diarize,
+        write, job) and why. A later success removes the record."""
+        _check_stem(stem)
+        record = {
+            "path": input_path,
+            "stem": stem,
+            "stage": stage,
+            "reason": reason,
+            "key": key,
+            "run_id": run_id,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        self._put_json(f"{META}/errors/{stem}.json", record)
+        return record
+
+    def error_record(self, stem: str) -> dict | None:
+        _check_stem(stem)
+        return self._get_json(f"{META}/errors/{stem}.json")
+
+    # ---- pieces of long recordings -------------------------------------------------------
+
+    def write_part(self, key: str, index: int, last: bool, transcript: Transcript) -> None:
+        _check_key(key)
+        name = f"{index:06d}{'-last' if last else ''}.json"
+        self.put(f"{META}/parts/{key}/{name}", transcript.to_json(indent=None).encode("utf-8"))
+
+    def complete_parts(self, key: str) -> list[Part] | None:
+        """All pieces of ``key`` in order once every one has been written, else None."""
+        _check_key(key)
+        names = [m for m in (_PART.match(n) for n in self._list(f"{META}/parts/{key}")) if m]
+        lasts = [int(m.group(1)) for m in names if m.group(2)]
+        if not lasts:
+            return None
+        present = {int(m.group(1)): m.group(0) for m in names}
+        if any(i not in present for i in range(lasts[0] + 1)):
+            return None
+        parts = []
+        for i in range(lasts[0] + 1):
+            data = self.get(f"{META}/parts/{key}/{present[i]}")
+            if data is None:  # removed meanwhile by a finisher that assembled them
+                return None
+            parts.append(Part(i, i == lasts[0], Transcript.from_json(data.decode("utf-8"))))
+        return parts
+
+    def delete_parts(self, key: str) -> None:
+        _check_key(key)
+        for name in self._list(f"{META}/parts/{key}"):
+            self.delete(f"{META}/parts/{key}/{name}")
+        if self.is_local:
+            try:
+                os.rmdir(self.path(META, "parts", key))
+            except OSError:
+                pass
+
+    # ---- dataset-level files -------------------------------------------------------------
+
+    def write_index(self, stems: Iterable[str]) -> str:
+        """index.parquet: the segment rows of ``stems`` (those that are done), in that order."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        tables = []
+        for stem in stems:
+            data = self.get(f"{META}/segments/{stem}.parquet")
+            if data is not None:
+                tables.append(pq.read_table(pa.BufferReader(data)).cast(index_schema()))
+        table = pa.concat_tables(tables) if tables else index_schema().empty_table()
+        sink = io.BytesIO()
+        pq.write_table(table, sink)
+        return self.put(INDEX_FILE, sink.getvalue())
+
+    def read_index(self):
+        """index.parquet as a pyarrow Table (None before a job has written it)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        data = self.get(INDEX_FILE)
+        return pq.read_table(pa.BufferReader(data)) if data is not None else None
+
+    def write_errors(self, records: Iterable[dict]) -> str:
+        """errors.jsonl: one record per failed input (see write_error)."""
+        lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in records]
+        return self.put(ERRORS_FILE, "".join(lines).encode("utf-8"))
+
+    def read_errors(self) -> list[dict]:
+        data = self.get(ERRORS_FILE)
+        if not data:
+            return []
+        return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+
+    def write_summary(self, summary: dict) -> str:
+        return self._put_json(SUMMARY_FILE, summary)
+
+    def read_summary(self) -> dict | None:
+        return self._get_json(SUMMARY_FILE)

@@ -1,0 +1,495 @@
+"""The Ray Data batch job on a real local Ray cluster (127.0.0.1 only) and real recordings:
+every input accounted for, resuming after kill -9, worker crashes, local vs S3, long inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sanyu.options import ModelOptions, TranscribeOptions
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+from test_storage import BUCKET, s3_server, s3fs_of  # noqa: E402,F401  (the moto server fixture)
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
+# Accuracy is not the point here: greedy decoding, no word timestamps, no Cantonese re-decoding.
+FAST = TranscribeOptions(beam_size=1, word_timestamps=False, candidate_languages=("zh", "en"))
+FORMATS = ("txt", "srt", "json")
+
+
+# ---- fixtures --------------------------------------------------------------------------------
+
+
+def _shared_eval() -> Path:
+    if not SHARED_EVAL.is_dir():
+        pytest.skip(f"needs the shared evaluation clips at {SHARED_EVAL} (absent in this checkout)")
+    return SHARED_EVAL
+
+
+@pytest.fixture(scope="session")
+def clips():
+    from sanyu.evaluation.dataset import load_clips
+
+    return {clip.name: clip for clip in load_clips(_shared_eval())}
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the session, started the way `sanyu batch` starts it."""
+    import ray
+
+    from sanyu.pipeline.job import _connect
+
+    started = _connect(None)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _listening_addresses(pids: set[int]) -> list[str]:
+    """Local addresses of the TCP sockets these processes listen on (from /proc)."""
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
+    addresses = []
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in inodes:  # 0A: LISTEN
+                continue
+            addresses.append(fields[1].split(":")[0][-width:])
+    return addresses
+
+
+def _is_loopback(hex_address: str) -> bool:
+    if len(hex_address) == 8:  # IPv4, little-endian: 0100007F is 127.0.0.1
+        return hex_address.endswith("7F")
+    ipv4_mapped = hex_address[:24] == "0000000000000000FFFF0000"
+    return hex_address == "00000000000000000000000001000000" or (
+        ipv4_mapped and hex_address[24:].endswith("7F")
+    )
+
+
+def test_local_ray_listens_on_loopback_only(ray_local):
+    pids = _descendants(os.getpid())
+    addresses = _listening_addresses(pids | {os.getpid()})
+    if not pids or not addresses:
+        pytest.skip("this Ray was not started by this test session")
+    assert all(_is_loopback(a) for a in addresses), addresses
+
+
+# ---- inputs ----------------------------------------------------------------------------------
+
+
+def write_silence(path: Path, seconds: float) -> Path:
+    from sanyu.evaluation.dataset import write_wav
+
+    write_wav(path, np.zeros(int(seconds * 16000), dtype=np.float32))
+    return path
+
+
+HOSTILE = [
+    "-rf --no-preserve-root.wav",
+    "$(touch pwned); `id`.wav",
+    "new\nline.wav",
+    "..\u202eevil.wav",
+    "會議記錄" * 20 + ".wav",
+    os.fsdecode(b"bad-\xff\xfe-utf8.wav"),
+    "CON.wav",
+    "a b.wav",
+    "a_b.wav",
+    " leading space.flac",
+    "quote\"'<>|.wav",
+]
+BAD = {"corrupt.wav": "truncated", "garbage.flac": "decod", "empty.wav": "empty",
+       "notaudio.mp3": "readable"}
+LONG_PARTS = ("en_jfk_whisper", "en_sensevoice_en")
+
+
+def shortest_clips(clips, count: int):
+    import csv
+
+    with open(SHARED_EVAL / "MANIFEST.tsv", newline="", encoding="utf-8") as handle:
+        durations = {Path(row["file"]).stem: float(row["duration_s"])
+                     for row in csv.DictReader(handle, delimiter="\t")}
+    usable = [c for c in clips.values() if c.path.parent.name in ("en", "zh", "yue") and c.name in durations]
+    return sorted(usable, key=lambda c: (durations[c.name], c.name))[:count]
+
+
+def build_batch(root: Path, clips) -> dict:
+    """33 inputs: 16 real clips, 11 two-second slices of speech under hostile names, silence,
+    4 broken files, and one recording long enough (20 s) to go in pieces of 6 s."""
+    from sanyu.audio import decode_audio
+    from sanyu.evaluation.dataset import join_clips, write_wav
+
+    chosen = shortest_clips(clips, 16)
+    for clip in chosen:
+        (root / clip.path.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(clip.path, root / clip.path.parent.name / clip.path.name)
+    hostile_dir = root / "hostile names"
+    hostile_dir.mkdir()
+    for name, clip in zip(HOSTILE, chosen[-11:]):
+        samples = decode_audio(clip.path).samples
+        write_wav(hostile_dir / name, samples[8000:40000])  # WAV data, whatever the name says
+    bad_dir = root / "bad"
+    bad_dir.mkdir()
+    (bad_dir / "corrupt.wav").write_bytes(clips["yue_sherpa_yue-6"].path.read_bytes()[:20000])
+    (bad_dir / "garbage.flac").write_bytes(np.random.default_rng(0).bytes(50_000))
+    (bad_dir / "empty.wav").write_bytes(b"")
+    (bad_dir / "notaudio.mp3").write_text("this is not audio\n")
+    write_silence(root / "silent.wav", 5.0)
+    parts = join_clips([clips[name] for name in LONG_PARTS], root / "long.wav", gap_s=1.0)
+    return {"chosen": chosen, "long_parts": parts}
+
+
+def outputs_of(out: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under ``out`` but the per-run dataset files: bytes and mtime."""
+    skip = {"index.parquet", "errors.jsonl", "summary.json"}
+    return {
+        p.relative_to(out).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in out.rglob("*")
+        if p.is_file() and p.name not in skip and p.parent.name != "errors"
+    }
+
+
+# ---- the big batch ---------------------------------------------------------------------------
+
+
+def test_batch_of_33_accounts_for_every_input_then_resumes(ray_local, clips, tmp_path):
+    from click.testing import CliRunner
+
+    from sanyu.cli import main
+    from sanyu.evaluation.text import score
+    from sanyu.pipeline import Storage, list_inputs, run_batch
+
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    built = build_batch(inputs, clips)
+    items = list_inputs(str(inputs))
+    assert len(items) == 33
+
+    summary = run_batch(str(inputs), str(out), ModelOptions(), FAST, FORMATS, piece_seconds=6.0,
+                        progress=False)
+    assert [f.stem for f in summary.files] == [item.stem for item in items]
+    by_uri = {item.uri: f for item, f in zip(items, summary.files)}
+    by_name = {Path(item.uri).name: f for item, f in zip(items, summary.files)}
+    assert len(summary.files) == 33 and summary.ok + summary.failed == 33
+    failed = {Path(f.path).name: f for f in summary.files if f.status == "failed"}
+    assert set(failed) == set(BAD)
+    for name, word in BAD.items():
+        assert failed[name].stage == "decode" and word in failed[name].reason, failed[name]
+    assert by_name["silent.wav"].status == "ok"
+
+    storage = Storage(str(out))
+    names = {p.name for p in out.iterdir()}
+    for f in summary.files:
+        if f.status == "ok":
+            assert storage.done_record(f.stem)["key"] == f.key
+            assert {f"{f.stem}.{fmt}" for fmt in FORMATS} <= names
+        else:
+            assert storage.done_record(f.stem) is None
+            assert storage.error_record(f.stem)["stage"] == "decode"
+    # Output names are safe whatever the input was called, and never collide.
+    assert len({f.stem for f in summary.files}) == 33
+    for name in names:
+        assert "\n" not in name and not name.startswith(("-", " ")) and len(name.encode()) <= 255
+        name.encode("utf-8")  # valid UTF-8 even for an input name that is not
+    # The errors file lists exactly the failures; the index every segment of the rest.
+    errors = storage.read_errors()
+    assert sorted(Path(e["path"]).name for e in errors) == sorted(BAD)
+    assert {e["stage"] for e in errors} == {"decode"}
+    index = storage.read_index().to_pylist()
+    ok_stems = {f.stem for f in summary.files if f.status == "ok"}
+    assert {row["stem"] for row in index} <= ok_stems
+    assert sum(storage.done_record(s)["segments"] for s in ok_stems) == len(index)
+    assert json.loads((out / "summary.json").read_text())["failed"] == 4
+
+    # Hostile names were transcribed like any other (each slice holds speech).
+    hostile = [f for item, f in zip(items, summary.files) if "hostile names" in item.uri]
+    assert len(hostile) == 11 and all(f.status == "ok" for f in hostile)
+    assert sum(bool(storage.read_transcript(stem=f.stem).text) for f in hostile) >= 8
+
+    # The long recording went through in pieces and came back whole, in order.
+    long = storage.read_transcript(stem=by_name["long.wav"].stem)
+    assert long.duration == pytest.approx(built["long_parts"][-1].end + 1.0, abs=0.1)
+    starts = [s.start for s in long.segments]
+    assert starts == sorted(starts) and long.segments[-1].end > 15
+    reference = " ".join(p.reference for p in built["long_parts"])
+    assert score(reference, long.text, "en").rate < 0.35, long.text
+
+    # Re-run: nothing is done again but the failures; a transcript whose files went missing
+    # is rendered again from the stored transcript, without a model.
+    before = outputs_of(out)
+    victim = by_name[built["chosen"][-1].path.name].stem
+    (out / f"{victim}.srt").unlink()
+    again = run_batch(str(inputs), str(out), ModelOptions(), FAST, FORMATS, progress=False)
+    assert (again.ok, again.reused, again.skipped, again.failed) == (0, 1, 28, 4)
+    assert {f.stem for f in again.files if f.status == "failed"} == {
+        f.stem for f in summary.files if f.status == "failed"}
+    after = outputs_of(out)
+    changed = {name for name in before if before[name] != after.get(name)}
+    assert changed == {f"{victim}.{fmt}" for fmt in FORMATS} | {
+        f"_sanyu/done/{victim}.json", f"_sanyu/segments/{victim}.parquet"}
+    assert after[f"{victim}.json"][0] == before[f"{victim}.json"][0]  # same bytes
+    assert after[f"{victim}.srt"][0] == before[f"{victim}.srt"][0]
+
+
+def test_cli_exit_code_and_summary(ray_local, tmp_path):
+    from click.testing import CliRunner
+
+    from sanyu.cli import main
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "broken.wav").write_text("not audio")
+    result = CliRunner().invoke(main, ["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+                                       "-f", "txt", "--no-progress"])
+    assert result.exit_code == 1, result.output
+    assert "failed" in result.output and "broken.wav" in result.output
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert (summary["files"], summary["failed"]) == (1, 1)
+    assert summary["failures"][0]["stage"] == "decode"
+    result = CliRunner().invoke(main, ["batch", str(tmp_path / "nowhere"), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "nowhere" in result.output
+
+
+# ---- kill -9 and resume ----------------------------------------------------------------------
+
+
+def test_kill_9_mid_batch_then_rerun_loses_and_repeats_nothing_finished(ray_local, clips, tmp_path):
+    from sanyu.pipeline import Storage, run_batch
+
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    english = sorted((c for c in clips.values() if c.path.parent.name == "en"), key=lambda c: c.name)
+    for clip in english:
+        shutil.copy(clip.path, inputs / clip.path.name)
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
+           "RAY_AUTH_MODE": "disabled", "PYANNOTE_METRICS_ENABLED": "0", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "sanyu.cli", "batch", str(inputs), "-o", str(out),
+               "--language", "en", "--beam-size", "1", "-f", "txt,json", "--files-per-batch", "1",
+               "--workers", "1",
+               "--no-progress"]
+    log = open(tmp_path / "cli.log", "wb")
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=log, start_new_session=True)
+    done_dir = out / "_sanyu" / "done"
+    deadline = time.time() + 400
+    try:
+        while len(list(done_dir.glob("*.json"))) < 2:
+            assert process.poll() is None, (tmp_path / "cli.log").read_text(errors="replace")[-3000:]
+            assert time.time() < deadline, "no transcript finished in time"
+            time.sleep(0.05)
+        family = _descendants(process.pid) | {process.pid}
+        os.killpg(process.pid, signal.SIGKILL)
+        for pid in family:  # Ray's processes of that run, wherever they went
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+    time.sleep(1.0)
+    assert not [pid for pid in family if _alive(pid)], "processes of the killed run survived"
+
+    storage = Storage(str(out))
+    finished = {p.stem for p in done_dir.glob("*.json")}
+    assert 2 <= len(finished) < len(english), "the kill came too late to test anything"
+    first_run = {stem: storage.done_record(stem)["run_id"] for stem in finished}
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir() if p.is_file()}
+
+    summary = run_batch(str(inputs), str(out), ModelOptions(), TranscribeOptions(language="en", beam_size=1),
+                        ("txt", "json"), files_per_batch=1, progress=False)
+    assert summary.failed == 0 and len(summary.files) == len(english)
+    assert {f.stem for f in summary.files if f.status == "skipped"} == finished
+    assert {f.stem for f in summary.files if f.status in ("ok", "reused")} == {
+        f.stem for f in summary.files} - finished
+    for stem in finished:  # untouched: same bytes, same mtime, the first run's marker
+        for fmt in ("txt", "json"):
+            name = f"{stem}.{fmt}"
+            assert (out / name).read_bytes() == before[name][0]
+            assert (out / name).stat().st_mtime_ns == before[name][1]
+        assert storage.done_record(stem)["run_id"] == first_run[stem]
+    for f in summary.files:
+        if f.stem not in finished:
+            assert storage.done_record(f.stem)["run_id"] == summary.run_id
+    assert not list(out.rglob(".*.tmp"))
+
+
+# ---- local and S3, and a worker crash ---------------------------------------------------------
+
+
+def test_local_and_s3_give_the_same_transcripts_and_a_crashed_worker_is_retried(
+    ray_local, clips, tmp_path, s3_server
+):
+    from sanyu.pipeline import Storage, run_batch
+
+    inputs = tmp_path / "in"
+    (inputs / "sub").mkdir(parents=True)
+    for name in ("en_jfk_whisper", "zh_aishell_BAC009S0724W0121"):
+        shutil.copy(clips[name].path, inputs / clips[name].path.name)
+    shutil.copy(clips["yue_sherpa_yue-0"].path, inputs / "sub" / "粵語 會議 1.wav")
+    (inputs / "sub" / "broken.mp3").write_text("not audio")
+    fs = s3fs_of(s3_server)
+    prefix = f"{BUCKET}/{tmp_path.name}"
+    fs.put(str(inputs), f"{prefix}/in", recursive=True)
+
+    crash = tmp_path / "crashed"
+    local = run_batch(str(inputs), str(tmp_path / "out"), ModelOptions(), FAST, FORMATS,
+                      workers=1, progress=False, crash_once=str(crash))
+    assert crash.exists(), "the fault was not injected"
+    remote = run_batch(f"s3://{prefix}/in/", f"s3://{prefix}/out", ModelOptions(), FAST, FORMATS,
+                       storage_options=s3_server, progress=False)
+    for summary in (local, remote):
+        assert (summary.ok, summary.failed) == (3, 1)
+    assert sorted((f.stem, f.status, f.stage) for f in local.files) == sorted(
+        (f.stem, f.status, f.stage) for f in remote.files)
+
+    local_store, remote_store = Storage(str(tmp_path / "out")), Storage(f"s3://{prefix}/out", s3_server)
+    for f in local.files:
+        if f.status != "ok":
+            continue
+        for fmt in ("txt", "srt"):
+            assert local_store.get(f"{f.stem}.{fmt}") == remote_store.get(f"{f.stem}.{fmt}")
+        a = json.loads(local_store.get(f"{f.stem}.json"))
+        b = json.loads(remote_store.get(f"{f.stem}.json"))
+        assert b["source"].startswith("s3://") and a["source"] == f.path
+        a.pop("source"), b.pop("source")
+        assert a == b
+    assert local_store.read_index().drop_columns(["file"]).sort_by([("stem", "ascending"), ("segment", "ascending")]).equals(
+        remote_store.read_index().drop_columns(["file"]).sort_by(
+            [("stem", "ascending"), ("segment", "ascending")]))
+    [error] = remote_store.read_errors()
+    assert error["path"].startswith("s3://") and error["stage"] == "decode"
+
+    # The S3 re-run skips everything finished there.
+    again = run_batch(f"s3://{prefix}/in/", f"s3://{prefix}/out", ModelOptions(), FAST, FORMATS,
+                      storage_options=s3_server, progress=False)
+    assert (again.ok, again.skipped, again.failed) == (0, 3, 1)
+
+
+# ---- diarization of a long input, in pieces ----------------------------------------------------
+
+
+def test_diarized_recording_in_pieces_gets_speakers_across_the_whole(ray_local, clips, tmp_path):
+    from sanyu.pipeline import Storage, run_batch
+
+    from sanyu.audio import decode_audio
+    from sanyu.evaluation.dataset import write_wav
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_wav(inputs / "sample.wav", decode_audio(clips["pyannote_sample"].path).samples[: 20 * 16000])
+    summary = run_batch(str(inputs), str(tmp_path / "out"), ModelOptions(),
+                        FAST.with_(diarize=True, word_timestamps=True), ("json", "rttm"), piece_seconds=8.0, progress=False)
+    [result] = summary.files
+    assert result.status == "ok", result
+    transcript = Storage(str(tmp_path / "out")).read_transcript(stem=result.stem)
+    assert len(transcript.speakers) >= 2
+    assert all(segment.speaker for segment in transcript.segments)
+    assert transcript.segments[-1].end > 16  # every piece is there
+    assert (tmp_path / "out" / f"{result.stem}.rttm").read_text().count("SPEAKER") >= 2
+
+
+# ---- units: cutting long recordings -------------------------------------------------------------
+
+
+def test_long_recordings_stream_in_pieces_cut_at_pauses(clips, tmp_path):
+    from sanyu.audio import decode_audio
+    from sanyu.evaluation.dataset import join_clips
+    from sanyu.pipeline.job import split_audio
+
+    parts = join_clips([clips[name] for name in LONG_PARTS], tmp_path / "long.wav", gap_s=1.0)
+    whole = decode_audio(tmp_path / "long.wav").samples
+    pieces = list(split_audio(str(tmp_path / "long.wav"), piece_seconds=5.0))
+    assert len(pieces) >= 3
+    assert [p[0] for p in pieces] == list(range(len(pieces)))
+    assert [p[1] for p in pieces] == [False] * (len(pieces) - 1) + [True]
+    assert np.array_equal(np.concatenate([p[3] for p in pieces]), whole)  # nothing lost or doubled
+    for (_, _, offset, samples), (_, _, next_offset, _) in zip(pieces, pieces[1:]):
+        assert next_offset == pytest.approx(offset + len(samples) / 16000)
+        assert 2.5 <= len(samples) / 16000 <= 6.25  # cut in the last half before 5 s
+        cut = int(next_offset * 16000)
+        around = whole[max(0, cut - 800): cut + 800]
+        assert np.sqrt(np.mean(around ** 2)) < 0.02  # a pause, not the middle of a word
+    assert parts[-1].end <= len(whole) / 16000
+
+    # A file that ends early is an error, and never yields its last piece.
+    data = (tmp_path / "long.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: len(data) * 9 // 20])  # 9 s of the 20 s it declares
+    from sanyu.errors import AudioError
+
+    seen = []
+    with pytest.raises(AudioError, match="truncated"):
+        for piece in split_audio(str(tmp_path / "cut.wav"), piece_seconds=3.0):
+            seen.append(piece)
+    assert seen and not any(last for _, last, _, _ in seen)
+
+
+def test_per_input_manifest_settings_change_the_result_key(tmp_path):
+    from sanyu.pipeline.inputs import InputItem
+    from sanyu.pipeline.job import _input_rows
+
+    rows = _input_rows(
+        [InputItem("a.wav", "a-1", language="yue", num_speakers=3), InputItem("b.wav", "b-1")],
+        TranscribeOptions(language="auto"),
+    )
+    a, b = (TranscribeOptions.from_dict(json.loads(r["options"])) for r in rows)
+    assert (a.language, a.num_speakers, b.language, b.num_speakers) == ("yue", 3, "auto", None)
+    from sanyu.options import settings_key
+
+    assert settings_key(ModelOptions(), a) != settings_key(ModelOptions(), b)
