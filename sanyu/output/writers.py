@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -47,8 +46,6 @@ TXT_PARAGRAPH_SEGMENTS = 5  # at most this many segments per paragraph (no speak
 RTTM_MERGE_GAP = 0.5  # same-speaker segments closer than this become one RTTM turn
 TSV_HEADER = "start\tend\tspeaker\tlanguage\ttext"
 
-# Object stores write an object whole or not at all, and have no directories to create.
-_OBJECT_STORE_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss"}
 # Characters that end a line of text in some reader (str.splitlines breaks on all of them).
 _LINE_BREAKS = re.compile(r"[\t\n\r\v\f\x1c-\x1e\x85\u2028\u2029]+")
 _RUN_OF_SPACES = re.compile(r"[ \t\n\r\v\f\x1c-\x1e\x85\u2028\u2029]+")
@@ -603,28 +600,6 @@ def _formats(formats: str | Iterable[str]) -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
-def _write_local(path: str, data: bytes) -> None:
-    directory, name = os.path.split(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            mode = os.stat(path).st_mode & 0o777
-        except FileNotFoundError:
-            mode = 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def write_outputs(
     transcript: Transcript,
     directory: str | os.PathLike,
@@ -636,34 +611,16 @@ def write_outputs(
 
     ``directory`` is a local path (created when missing) or an fsspec URL such as
     ``s3://bucket/prefix``. Every format is rendered before anything is written. A local
-    file appears whole: it is written to a temporary file beside it and renamed over the
-    old one. On an object store one put is already whole. Other fsspec filesystems get
-    their directory made and one ``pipe_file``. Local paths come back absolute; others as
-    URLs with their protocol.
+    file appears whole (`sanyu.pipeline.storage.Storage.put`: a temporary file beside it,
+    renamed over the old one); an object-store put is whole by itself. Local paths come back
+    absolute; others as URLs with their protocol.
     """
-    import fsspec
-    from fsspec.implementations.local import LocalFileSystem
+    from sanyu.pipeline.storage import Storage
 
     if not stem or stem in (".", "..") or any(c in stem for c in "/\\\0"):
         raise ValueError(f"output stem must be a plain file name, not {stem!r}")
     rendered = [(fmt, render(transcript, fmt, speaker_names).encode("utf-8")) for fmt in _formats(formats)]
     if not rendered:
         return []
-    fs, root = fsspec.core.url_to_fs(os.fspath(directory))
-    written = []
-    if isinstance(fs, LocalFileSystem):
-        os.makedirs(root, exist_ok=True)
-        for fmt, data in rendered:
-            path = os.path.join(root, f"{stem}.{fmt}")
-            _write_local(path, data)
-            written.append(path)
-        return written
-    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
-    root = root.rstrip("/")
-    if not protocols & _OBJECT_STORE_PROTOCOLS:
-        fs.makedirs(root, exist_ok=True)
-    for fmt, data in rendered:
-        path = f"{root}/{stem}.{fmt}" if root else f"{stem}.{fmt}"
-        fs.pipe_file(path, data)
-        written.append(fs.unstrip_protocol(path))
-    return written
+    storage = Storage(directory)
+    return [storage.put(f"{stem}.{fmt}", data) for fmt, data in rendered]

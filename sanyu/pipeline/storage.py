@@ -153,7 +153,11 @@ class Storage:
                     handle.write(data)
                     handle.flush()
                     os.fsync(handle.fileno())
-                os.chmod(tmp, 0o644)
+                try:  # a file written again keeps its permissions
+                    mode = os.stat(path).st_mode & 0o777
+                except FileNotFoundError:
+                    mode = 0o644
+                os.chmod(tmp, mode)
                 os.replace(tmp, path)
             except BaseException:
                 try:
