@@ -16,6 +16,11 @@ from sanyu.errors import AudioError
 SAMPLE_RATE = 16000
 # Longer inputs are refused rather than decoded into many GB of memory.
 DEFAULT_MAX_DURATION_S = 12 * 3600.0
+# What a folder of recordings is searched for (the CLI and the batch job): audio and video files.
+AUDIO_EXTENSIONS = frozenset({
+    ".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".wma", ".webm", ".mp4", ".mkv",
+    ".mov", ".avi", ".amr", ".3gp",
+})
 # ffmpeg warnings that mean the data ends early or is damaged (e.g. a WAV cut mid-copy).
 _CORRUPTION = re.compile(r"corrupt|truncat|invalid data|error while decoding|partial file", re.I)
 

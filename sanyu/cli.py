@@ -12,13 +12,10 @@ import click
 
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 
+from sanyu.audio import AUDIO_EXTENSIONS  # noqa: E402
 from sanyu.errors import SanyuError  # noqa: E402
 from sanyu.options import LANGUAGES, MANDARIN_SCRIPTS, SCRIPTS, ModelOptions, TranscribeOptions  # noqa: E402
 
-AUDIO_EXTENSIONS = {
-    ".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".wma", ".webm", ".mp4", ".mkv",
-    ".mov", ".avi", ".amr", ".3gp",
-}
 
 
 def _csv(value: str | None) -> tuple[str, ...]:

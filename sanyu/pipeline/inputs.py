@@ -3,7 +3,7 @@
 INPUT may be:
 
 * a directory: every file below it (recursively) whose extension is an audio or video one
-  (``sanyu.cli.AUDIO_EXTENSIONS``);
+  (``sanyu.audio.AUDIO_EXTENSIONS``);
 * a glob (``meetings/**/*.m4a``, ``s3://bucket/in/*.wav``), matched as written;
 * a manifest: a ``.csv``/``.tsv`` with a header, or a ``.jsonl``/``.ndjson``, one row per input
   with ``path`` and optionally ``language`` and ``num_speakers`` (a relative ``path`` is taken
@@ -36,17 +36,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sanyu.audio import AUDIO_EXTENSIONS
 from sanyu.output.naming import output_stem
 
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
-
-
-def audio_extensions() -> set[str]:
-    from sanyu.cli import AUDIO_EXTENSIONS
-
-    return set(AUDIO_EXTENSIONS)
 
 
 def is_url(path: str) -> bool:
@@ -202,7 +197,7 @@ def list_inputs(
     spec: str, storage_options: dict | None = None, extensions: set[str] | None = None
 ) -> list[InputItem]:
     """Every input named by ``spec`` (see the module doc), in a stable order, each stem once."""
-    extensions = extensions or audio_extensions()
+    extensions = extensions or set(AUDIO_EXTENSIONS)
     spec = os.fspath(spec)
     if spec.startswith("file://"):
         spec = spec[len("file://"):]

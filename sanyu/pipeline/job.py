@@ -779,9 +779,13 @@ def _execute(
     data_log.setLevel(logging.WARNING)  # not Ray Data's INFO lines between our progress lines
     logging.getLogger("ray.data._internal.progress").addFilter(_NoProgressBarNotice())
     context = DataContext.get_current()
-    saved = (context.enable_progress_bars, context.max_errored_blocks)
+    detectors = context.issue_detectors_config
+    saved = (context.enable_progress_bars, context.max_errored_blocks, detectors.detectors)
     context.enable_progress_bars = False
     context.max_errored_blocks = -1  # a batch that keeps killing its worker: report, go on
+    # Ray Data warns every 30 s that a model actor uses more memory than it reserved; the pool
+    # sizes come from _plan, so the warning is only noise between the progress lines.
+    detectors.detectors = [d for d in detectors.detectors if d.__name__ != "HighMemoryIssueDetector"]
 
     rows = _input_rows(items, options)
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 10_000)))
@@ -828,7 +832,7 @@ def _execute(
         problem = f"{type(exc).__name__}: {exc}"
         log.error("batch job failed: %s", problem)
     finally:
-        context.enable_progress_bars, context.max_errored_blocks = saved
+        context.enable_progress_bars, context.max_errored_blocks, detectors.detectors = saved
         data_log.setLevel(saved_level)
     for index, item in enumerate(items):
         if index in results:
