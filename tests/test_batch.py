@@ -24,7 +24,6 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 from test_storage import BUCKET, s3_server, s3fs_of  # noqa: E402,F401  (the moto server fixture)
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
 # Accuracy is not the point here: greedy decoding, no word timestamps, no Cantonese re-decoding.
 FAST = TranscribeOptions(beam_size=1, word_timestamps=False, candidate_languages=("zh", "en"))
 FORMATS = ("txt", "srt", "json")
@@ -33,17 +32,11 @@ FORMATS = ("txt", "srt", "json")
 # ---- fixtures --------------------------------------------------------------------------------
 
 
-def _shared_eval() -> Path:
-    if not SHARED_EVAL.is_dir():
-        pytest.skip(f"needs the shared evaluation clips at {SHARED_EVAL} (absent in this checkout)")
-    return SHARED_EVAL
-
-
 @pytest.fixture(scope="session")
-def clips():
+def clips(shared_eval):
     from sanyu.evaluation.dataset import load_clips
 
-    return {clip.name: clip for clip in load_clips(_shared_eval())}
+    return {clip.name: clip for clip in load_clips(shared_eval)}
 
 
 @pytest.fixture(scope="session")
@@ -163,7 +156,7 @@ LONG_PARTS = ("en_jfk_whisper", "en_sensevoice_en")
 def shortest_clips(clips, count: int):
     import csv
 
-    with open(SHARED_EVAL / "MANIFEST.tsv", newline="", encoding="utf-8") as handle:
+    with open(next(iter(clips.values())).path.parents[1] / "MANIFEST.tsv", newline="", encoding="utf-8") as handle:
         durations = {Path(row["file"]).stem: float(row["duration_s"])
                      for row in csv.DictReader(handle, delimiter="\t")}
     usable = [c for c in clips.values() if c.path.parent.name in ("en", "zh", "yue") and c.name in durations]
