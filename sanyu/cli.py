@@ -22,6 +22,18 @@ def _csv(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
 
+def _parse_formats(value: str, required: bool = True) -> list[str]:
+    from sanyu.output import FORMATS, parse_formats
+
+    try:
+        formats = parse_formats(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="-f") from None
+    if required and not formats:
+        raise click.BadParameter(f"no format given; choose from {', '.join(FORMATS)}", param_hint="-f")
+    return formats
+
+
 def read_glossary(path: str | None) -> tuple[str, ...]:
     """One term per line; blank lines and lines starting with # are skipped."""
     if not path:
@@ -168,12 +180,9 @@ def transcribe(inputs, output_dir, formats, **kwargs):
 
     from sanyu.api import Transcriber
     from sanyu.audio import decode_audio
-    from sanyu.output import FORMATS, write_outputs
+    from sanyu.output import write_outputs
 
-    formats = _csv(formats)
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown:
-        raise click.BadParameter(f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+    formats = _parse_formats(formats, required=False)
     models, options = build_options(kwargs)
     files = expand_inputs(inputs)
     if not files:
@@ -410,14 +419,10 @@ def batch(input_spec, output, address, workers, formats, files_per_batch, piece_
     """
     from rich.console import Console
 
-    from sanyu.output import FORMATS
     from sanyu.pipeline.inputs import list_inputs
     from sanyu.pipeline.job import print_summary, run_batch
 
-    formats = _csv(formats)
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        raise click.BadParameter(f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+    formats = _parse_formats(formats)
     models, options = build_options(kwargs)
     storage_options = _storage_options(storage_option)
     try:

@@ -4,6 +4,7 @@ from sanyu.output.naming import output_stem
 from sanyu.output.writers import (
     FORMATS,
     format_timestamp,
+    parse_formats,
     parse_rttm,
     render,
     render_rttm_turns,
@@ -16,6 +17,7 @@ __all__ = [
     "FORMATS",
     "format_timestamp",
     "output_stem",
+    "parse_formats",
     "parse_rttm",
     "render",
     "render_rttm_turns",

@@ -590,7 +590,9 @@ def render(transcript: Transcript, fmt: str, speaker_names: Sequence[str] = ()) 
     return _RENDERERS[key](transcript, tuple(speaker_names))
 
 
-def _formats(formats: str | Iterable[str]) -> list[str]:
+def parse_formats(formats: str | Iterable[str]) -> list[str]:
+    """Format names from a comma-separated string or a list: lower case, no dots, each once;
+    ValueError naming an unknown one."""
     if isinstance(formats, str):
         formats = formats.split(",")
     wanted = [fmt.strip().lower().lstrip(".") for fmt in formats if fmt.strip()]
@@ -619,7 +621,7 @@ def write_outputs(
 
     if not stem or stem in (".", "..") or any(c in stem for c in "/\\\0"):
         raise ValueError(f"output stem must be a plain file name, not {stem!r}")
-    rendered = [(fmt, render(transcript, fmt, speaker_names).encode("utf-8")) for fmt in _formats(formats)]
+    rendered = [(fmt, render(transcript, fmt, speaker_names).encode("utf-8")) for fmt in parse_formats(formats)]
     if not rendered:
         return []
     storage = Storage(directory)

@@ -720,12 +720,11 @@ def run_batch(
     started = time.perf_counter()
     model_options = model_options or ModelOptions()
     options = options or TranscribeOptions()
-    from sanyu.output import FORMATS
+    from sanyu.output import FORMATS, parse_formats
 
-    formats = tuple(dict.fromkeys(f.strip().lower().lstrip(".") for f in formats if f.strip()))
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        raise ValueError(f"unknown or no format(s) {unknown}; choose from {', '.join(FORMATS)}")
+    formats = tuple(parse_formats(formats))
+    if not formats:
+        raise ValueError(f"no output format given; choose from {', '.join(FORMATS)}")
     items = inputs if isinstance(inputs, list) else list_inputs(inputs, storage_options)
     storage = Storage(output, storage_options)
     storage.cleanup_temp()
