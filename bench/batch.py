@@ -38,17 +38,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-for _name, _value in {
-    "RAY_AUTH_MODE": "disabled",
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "PYANNOTE_METRICS_ENABLED": "0",
-    "HF_HUB_OFFLINE": "1",
-}.items():
-    os.environ.setdefault(_name, _value)
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from sanyu.runtime import set_offline_local_defaults  # noqa: E402
+
+set_offline_local_defaults()
 
 from sanyu.audio import decode_audio  # noqa: E402
 from sanyu.evaluation.dataset import JoinedPart, join_clips, load_clips  # noqa: E402

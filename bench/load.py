@@ -29,19 +29,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-for _name, _value in {
-    "RAY_AUTH_MODE": "disabled",
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "PYANNOTE_METRICS_ENABLED": "0",
-    "HF_HUB_OFFLINE": "1",
-}.items():
-    os.environ.setdefault(_name, _value)
-
 REPO = Path(__file__).resolve().parents[1]
 REQUEST_TIMEOUT_S = 900.0
 SHARED_EVAL = REPO.parent / "shared" / "eval"
 sys.path.insert(0, str(REPO))
+
+from sanyu.runtime import set_offline_local_defaults  # noqa: E402
+
+set_offline_local_defaults()
 
 
 @dataclass

@@ -16,10 +16,7 @@ import numpy as np
 import pytest
 
 from sanyu.options import ModelOptions, TranscribeOptions
-
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+from sanyu.runtime import set_offline_local_defaults
 
 from test_storage import BUCKET, s3_server, s3fs_of  # noqa: E402,F401  (the moto server fixture)
 
@@ -309,8 +306,8 @@ def test_kill_9_mid_batch_then_rerun_loses_and_repeats_nothing_finished(ray_loca
     english = sorted((c for c in clips.values() if c.path.parent.name == "en"), key=lambda c: c.name)
     for clip in english:
         shutil.copy(clip.path, inputs / clip.path.name)
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
-           "RAY_AUTH_MODE": "disabled", "PYANNOTE_METRICS_ENABLED": "0", "HF_HUB_OFFLINE": "1"}
+    env = dict(os.environ)
+    set_offline_local_defaults(env)
     command = [sys.executable, "-m", "sanyu.cli", "batch", str(inputs), "-o", str(out),
                "--language", "en", "--beam-size", "1", "-f", "txt,json", "--files-per-batch", "1",
                "--workers", "1",

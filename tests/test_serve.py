@@ -20,15 +20,6 @@ import pytest
 
 from conftest import SHARED_EVAL, eval_clip
 
-for _name, _value in {
-    "RAY_AUTH_MODE": "disabled",
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "PYANNOTE_METRICS_ENABLED": "0",
-    "HF_HUB_OFFLINE": "1",
-}.items():
-    os.environ.setdefault(_name, _value)
-
 API_KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 MAX_UPLOAD_MB = 2
