@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +21,9 @@ from sanyu.evaluation.diarization import (
     speaker_texts_from_stm,
     speaker_texts_from_transcript,
     turns_from_transcript,
-    write_rttm,
 )
+from sanyu.output import render_rttm_turns
 from sanyu.schema import Segment, SpeakerTurn, Transcript, Word
-
-os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
 MULTI = EVAL / "multi"
@@ -51,7 +47,7 @@ def test_rttm_round_trip_and_der_of_a_perfect_hypothesis(tmp_path):
         SpeakerTurn(4.0, 6.0, "alice"),
     ]
     rttm = tmp_path / "ref.rttm"
-    rttm.write_text(write_rttm(turns, "clip"))
+    rttm.write_text(render_rttm_turns(turns, "clip"))
     assert read_rttm(rttm) == turns
     # Labels do not matter, only the partition; overlap is scored.
     renamed = [SpeakerTurn(t.start, t.end, {"alice": "X", "bob": "Y"}[t.speaker]) for t in turns]
@@ -66,7 +62,7 @@ def test_rttm_round_trip_and_der_of_a_perfect_hypothesis(tmp_path):
 
 def test_der_collar_and_uem(tmp_path):
     rttm = tmp_path / "ref.rttm"
-    rttm.write_text(write_rttm([SpeakerTurn(0.0, 10.0, "a")]))
+    rttm.write_text(render_rttm_turns([SpeakerTurn(0.0, 10.0, "a")], "clip"))
     late = [SpeakerTurn(0.2, 10.0, "b")]
     assert der(rttm, late, collar=0.0) == pytest.approx(0.02)
     assert der(rttm, late, collar=0.5) == 0.0  # the 0.2 s miss lies in the collar

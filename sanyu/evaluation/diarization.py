@@ -17,6 +17,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from sanyu.schema import SpeakerTurn, Transcript, join_texts
 
@@ -28,16 +29,12 @@ PathLike = str | os.PathLike
 
 def read_rttm(path: PathLike) -> list[SpeakerTurn]:
     """The SPEAKER lines of an RTTM file as turns (every file id in it; time order)."""
-    turns = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            fields = line.split()
-            if not fields or fields[0] != "SPEAKER":
-                continue
-            if len(fields) < 8:
-                raise ValueError(f"{path}:{number}: an RTTM SPEAKER line needs 8+ fields")
-            start, duration = float(fields[3]), float(fields[4])
-            turns.append(SpeakerTurn(start, start + duration, fields[7]))
+    from sanyu.output import parse_rttm
+
+    try:
+        turns = parse_rttm(Path(path).read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     return sorted(turns, key=lambda t: (t.start, t.end, t.speaker))
 
 
@@ -80,14 +77,6 @@ def read_stm(path: PathLike) -> list[Utterance]:
                 Utterance(float(fields[3]), float(fields[4]), fields[2], text.strip())
             )
     return sorted(utterances, key=lambda u: (u.start, u.end))
-
-
-def write_rttm(turns: Iterable[SpeakerTurn], uri: str = "audio") -> str:
-    """Turns as RTTM text."""
-    return "".join(
-        f"SPEAKER {uri} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {t.speaker} <NA> <NA>\n"
-        for t in turns
-    )
 
 
 # --- DER ----------------------------------------------------------------------------------------
