@@ -14,6 +14,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import ctranslate2
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.audio import pad_or_trim
@@ -46,13 +47,12 @@ CANTONESE_PROMPT = "以下係廣東話嘅句子，佢哋喺度講緊嘢。"
 # far more accuracy than the reverse, so the evidence must be clearly positive.
 CANTONESE_THRESHOLD = 0.0
 FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)
+FALLBACK_SEED = 20241123
 
 
 def resolve_device(device: str) -> str:
     if device != "auto":
         return device
-    import ctranslate2
-
     return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
 
 
@@ -88,6 +88,10 @@ class WhisperEngine:
         self.device = resolve_device(self.model_options.device)
         self.compute_type = resolve_compute_type(self.model_options.compute_type, self.device)
         self.model_path = resolve_whisper(self.model_options.model)
+        # Temperature fallback samples. CTranslate2 seeds each worker thread's generator once,
+        # from this seed, when the thread first samples: fixing it before the model starts makes
+        # a run repeatable (the same files in the same order give the same transcripts).
+        ctranslate2.set_random_seed(FALLBACK_SEED)
         self.model = WhisperModel(
             self.model_path,
             device=self.device,
