@@ -1,11 +1,12 @@
 """Whisper on CTranslate2 (faster-whisper), with a language decided per chunk of speech.
 
 The flow for a batch of recordings:
-  VAD splits each recording into utterances → the model's language scores pick each utterance's
-  language among the candidates → consecutive utterances of one language are packed into chunks
-  of at most 30 s → chunks are decoded in batches across recordings (faster-whisper's batched
-  pipeline), Mandarin-detected chunks checked for Cantonese (see language.py) → hallucination
-  guards → script conversion → one Transcript per recording.
+  VAD splits each recording into utterances (those closer than 0.3 s are kept together) → in
+  batches across recordings, each utterance is encoded once, and that one encoder pass serves
+  every use of it: the model's language scores pick its language among the candidates, it is
+  decoded (faster-whisper's batched decoder), and Chinese ones are decoded under a Cantonese prompt
+  and checked for Cantonese, then decoded again as Mandarin when the evidence says so (see
+  language.py) → hallucination guards → script conversion → one Transcript per recording.
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ CHUNK_SECONDS = 30.0
 # (Whisper sometimes emits end-of-text early; the sequential decoder would seek on).
 CONTINUE_AFTER_S = 2.0
 MAX_CONTINUATIONS = 3
-# Utterances closer than this are packed into one chunk when they share a language. Kept short:
-# Cantonese and Mandarin both detect as `zh`, and a packed chunk gets one dialect decision, so
-# utterances split by a real pause (VAD: ≥ 0.5 s of silence) stay apart.
-MAX_PACK_GAP_S = 0.3
+# Utterances closer than this are kept in one chunk. Kept short: Cantonese and Mandarin both
+# detect as `zh`, and a chunk gets one dialect decision, so utterances split by a real pause
+# (VAD: ≥ 0.5 s of silence) stay apart.
+MERGE_GAP_S = 0.3
 # Written in colloquial Cantonese, so the model may write the particles it hears.
 CANTONESE_PROMPT = "以下係廣東話嘅句子，佢哋喺度講緊嘢。"
 # Calibrated on the shared clips (docs/language.md): a Mandarin chunk decoded as Cantonese costs
@@ -70,7 +71,8 @@ class _Chunk:
     language: str = "zh"
     language_probability: float = 1.0
     tonal_lean: float = 0.0
-    speech_seconds: float = 0.0
+    # The decode ran away (a repetition loop) and was kept as it is, for now (see _decode).
+    looped: bool = False
     segments: list[Segment] = field(default_factory=list)
     # Set on a continuation: the rest of a chunk whose decode ended early.
     parent: _Chunk | None = None
@@ -78,6 +80,19 @@ class _Chunk:
     @property
     def duration(self) -> float:
         return self.end - self.start
+
+
+class _WhisperModel(WhisperModel):
+    """A WhisperModel whose `encode` passes encoder output through unchanged.
+
+    faster-whisper's batched decoder encodes the features it is given; handing it encoder output
+    instead lets one encoder pass serve language detection and every decode of a chunk.
+    """
+
+    def encode(self, features):
+        if isinstance(features, ctranslate2.StorageView):
+            return features
+        return super().encode(features)
 
 
 class WhisperEngine:
@@ -92,7 +107,7 @@ class WhisperEngine:
         # from this seed, when the thread first samples: fixing it before the model starts makes
         # a run repeatable (the same files in the same order give the same transcripts).
         ctranslate2.set_random_seed(FALLBACK_SEED)
-        self.model = WhisperModel(
+        self.model = _WhisperModel(
             self.model_path,
             device=self.device,
             compute_type=self.compute_type,
@@ -111,14 +126,15 @@ class WhisperEngine:
 
     def transcribe_many(self, audios: list[Audio], options: TranscribeOptions) -> list[Transcript]:
         """Transcribe several recordings, batching their chunks together on the model."""
-        utterances = [
+        chunks = [
             _Chunk(i, start, end)
             for i, audio in enumerate(audios)
-            for start, end in self._speech_regions(audio, options)
+            for start, end in _merge_close(self._speech_regions(audio, options))
         ]
-        self._assign_languages(audios, utterances, options)
-        chunks = _pack(utterances)
-        self._decode(audios, chunks, options)
+        for batch in _batches(chunks, options.batch_size):
+            encoded = self._encode(audios, batch)
+            self._assign_languages(batch, encoded, options)
+            self._decode(audios, batch, encoded, options)
         return [self._assemble(i, audio, chunks, options) for i, audio in enumerate(audios)]
 
     # ---- stages -------------------------------------------------------------------------
@@ -141,29 +157,37 @@ class WhisperEngine:
             for ts in get_speech_timestamps(audio.samples, vad)
         ]
 
+    def _encode(self, audios: list[Audio], chunks: list[_Chunk]) -> np.ndarray:
+        """The encoder output of each chunk's 30 s window, on the CPU (so it can be sub-batched)."""
+        features = np.stack([self._features(audios[c.item], c) for c in chunks])
+        encoded = self.model.model.encode(ctranslate2.StorageView.from_array(features), to_cpu=True)
+        return np.asarray(encoded)
+
     def _features(self, audio: Audio, chunk: _Chunk) -> np.ndarray:
         samples = audio.slice(chunk.start, chunk.end)
         return pad_or_trim(self.model.feature_extractor(samples)[..., :-1])
 
     def _assign_languages(
-        self, audios: list[Audio], chunks: list[_Chunk], options: TranscribeOptions
+        self, chunks: list[_Chunk], encoded: np.ndarray, options: TranscribeOptions
     ) -> None:
         if options.language != "auto" or not self.multilingual:
             language = options.language if self.multilingual else "en"
             for chunk in chunks:
                 chunk.language = language
             return
-        for batch in _batches(chunks, options.batch_size):
-            features = np.stack([self._features(audios[c.item], c) for c in batch])
-            encoded = self.model.encode(features)
-            for chunk, scores in zip(batch, self.model.model.detect_language(encoded)):
-                probabilities = [(token[2:-2], p) for token, p in scores]
-                chunk.language, chunk.language_probability = restrict_language(
-                    probabilities, options.candidate_languages
-                )
-                chunk.tonal_lean = tonality(dict(probabilities))
+        detected = self.model.model.detect_language(ctranslate2.StorageView.from_array(encoded))
+        for chunk, scores in zip(chunks, detected):
+            probabilities = [(token[2:-2], p) for token, p in scores]
+            chunk.language, chunk.language_probability = restrict_language(
+                probabilities, options.candidate_languages
+            )
+            chunk.tonal_lean = tonality(dict(probabilities))
 
-    def _decode(self, audios: list[Audio], chunks: list[_Chunk], options: TranscribeOptions) -> None:
+    def _decode(
+        self, audios: list[Audio], chunks: list[_Chunk], encoded: np.ndarray, options: TranscribeOptions
+    ) -> None:
+        """Decode one batch of chunks from their encoder output (row i belongs to chunks[i])."""
+        rows = {id(chunk): row for chunk, row in zip(chunks, encoded)}
         # Chunks the acoustic scores call Chinese: decode under a Cantonese prompt first, unless
         # the user fixed Mandarin, or the model can write Cantonese with its own token.
         candidates_yue = options.language == "auto" and "yue" in options.candidate_languages
@@ -175,11 +199,18 @@ class WhisperEngine:
             elif chunk.language == "zh" and candidates_yue and not self.has_yue_token:
                 cantonese_first.append(chunk)
         others = [c for c in chunks if c not in cantonese_first]
-        self._run(audios, others, options, dialect_prompt=None)
+        self._run(audios, others, rows, options, dialect_prompt=None)
         if not cantonese_first:
             return
-        self._run(audios, cantonese_first, options, dialect_prompt=CANTONESE_PROMPT)
-        if options.language == "yue":
+        # Unless the user fixed Cantonese, this decode is also a probe. A chunk that loops in it is
+        # first judged as it is, and rescued by temperature fallback (the costliest path, which
+        # a tongue twister can spend half a minute in) only if that judgement is Cantonese.
+        probing = options.language != "yue"
+        self._run(
+            audios, cantonese_first, rows, options, dialect_prompt=CANTONESE_PROMPT,
+            fallback=not probing,
+        )
+        if not probing:
             for chunk in cantonese_first:
                 chunk.language = "yue"
             return
@@ -187,24 +218,33 @@ class WhisperEngine:
         # them again without the Cantonese prompt.
         mandarin = []
         for chunk in cantonese_first:
-            words = [(w.text, w.probability) for s in chunk.segments for w in s.words]
-            score = cantonese_score(words, chunk.tonal_lean)
-            log.debug("chunk %.2f-%.2f of item %d: Cantonese score %.3f", chunk.start, chunk.end, chunk.item, score)
-            if score > CANTONESE_THRESHOLD:
+            if chunk.looped and _sounds_cantonese(chunk):
+                # Judged again on the fallback's text: a loop of one marker proves little.
+                prompt = _join_prompt(CANTONESE_PROMPT, options)
+                audio = audios[chunk.item]
+                raw = self._fallback(audio, chunk, options, prompt)
+                self._accept(audio, chunk, raw, options, prompt, fallback=False)
+            if _sounds_cantonese(chunk):
                 chunk.language = "yue"
             else:
                 chunk.language = "zh"
                 mandarin.append(chunk)
-        self._run(audios, mandarin, options, dialect_prompt=None)
+        self._run(audios, mandarin, rows, options, dialect_prompt=None)
 
     def _run(
         self,
         audios: list[Audio],
         chunks: list[_Chunk],
+        rows: dict[int, np.ndarray],
         options: TranscribeOptions,
         dialect_prompt: str | None,
+        fallback: bool = True,
     ) -> None:
-        """Decode chunks in batches, grouped by the language token their prompt needs."""
+        """Decode chunks grouped by the language token their prompt needs.
+
+        `rows` holds the encoder output of the chunks; a continuation (the rest of a chunk whose
+        decode stopped early) starts a new window and is encoded afresh.
+        """
         by_language: dict[str, list[_Chunk]] = defaultdict(list)
         for chunk in chunks:
             by_language[chunk.language].append(chunk)
@@ -215,20 +255,30 @@ class WhisperEngine:
             )
             decode_options = self._decode_options(options, prompt, tokenizer)
             pending = group
+            encoded = np.stack([rows[id(c)] for c in group])
             for _ in range(1 + MAX_CONTINUATIONS):
                 continuations = []
-                for batch in _batches(pending, options.batch_size):
-                    features = np.stack([self._features(audios[c.item], c) for c in batch])
+                for offset in range(0, len(pending), options.batch_size):
+                    batch = pending[offset : offset + options.batch_size]
+                    if encoded is None:
+                        batch_encoded = self._encode(audios, batch)
+                    else:
+                        batch_encoded = encoded[offset : offset + options.batch_size]
                     metadata = [{"offset": c.start, "duration": c.duration} for c in batch]
-                    outputs = self.batched.forward(features, tokenizer, metadata, decode_options)
+                    outputs = self.batched.forward(
+                        ctranslate2.StorageView.from_array(np.ascontiguousarray(batch_encoded)),
+                        tokenizer, metadata, decode_options,
+                    )
                     for chunk, raw_segments in zip(batch, outputs):
-                        self._accept(audios[chunk.item], chunk, raw_segments, options, prompt)
+                        self._accept(
+                            audios[chunk.item], chunk, raw_segments, options, prompt, fallback
+                        )
                         rest = _continuation(chunk, raw_segments)
                         if rest is not None:
                             continuations.append(rest)
                 if not continuations:
                     break
-                pending = continuations
+                pending, encoded = continuations, None
 
     def _decode_options(
         self, options: TranscribeOptions, prompt: str | None, tokenizer: Tokenizer
@@ -270,11 +320,16 @@ class WhisperEngine:
         raw_segments: list[dict],
         options: TranscribeOptions,
         prompt: str | None,
+        fallback: bool = True,
     ) -> None:
-        """Turn one chunk's decoder output into Segments, re-decoding it if it ran away."""
+        """Turn one chunk's decoder output into Segments, re-decoding it (with `fallback`) if it
+        ran away, else marking it `looped`."""
         text = "".join(s["text"] for s in raw_segments)
         if text.strip() and get_compression_ratio(text) > guards.COMPRESSION_RATIO_THRESHOLD:
-            raw_segments = self._fallback(audio, chunk, options, prompt)
+            if fallback:
+                raw_segments = self._fallback(audio, chunk, options, prompt)
+            else:
+                (chunk.parent or chunk).looped = True
         segments = []
         for raw in raw_segments:
             seg_text = guards.collapse_repetitions(raw["text"].strip())
@@ -370,6 +425,14 @@ class WhisperEngine:
         )
 
 
+def _sounds_cantonese(chunk: _Chunk) -> bool:
+    """Whether a chunk decoded under the Cantonese prompt makes the case for Cantonese."""
+    words = [(w.text, w.probability) for s in chunk.segments for w in s.words]
+    score = cantonese_score(words, chunk.tonal_lean)
+    log.debug("chunk %.2f-%.2f of item %d: Cantonese score %.3f", chunk.start, chunk.end, chunk.item, score)
+    return score > CANTONESE_THRESHOLD
+
+
 def _tag_word_languages(segment: Segment) -> None:
     """In Chinese segments, mark Latin-script words as English (code-switching)."""
     if segment.language in ("zh", "yue"):
@@ -378,33 +441,15 @@ def _tag_word_languages(segment: Segment) -> None:
                 word.language = "en"
 
 
-def _pack(utterances: list[_Chunk]) -> list[_Chunk]:
-    """Merge consecutive utterances of one recording and language into chunks of ≤ 30 s."""
-    chunks: list[_Chunk] = []
-    for utt in utterances:
-        last = chunks[-1] if chunks else None
-        if (
-            last is not None
-            and last.item == utt.item
-            and last.language == utt.language
-            and utt.start - last.end <= MAX_PACK_GAP_S
-            and utt.end - last.start <= CHUNK_SECONDS
-        ):
-            # The chunk's tonality lean: its utterances' leans weighted by their speech time.
-            speech = last.speech_seconds + utt.duration
-            last.tonal_lean = (
-                last.tonal_lean * last.speech_seconds + utt.tonal_lean * utt.duration
-            ) / speech
-            last.speech_seconds = speech
-            last.end = utt.end
+def _merge_close(regions: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Join speech regions less than MERGE_GAP_S apart, as long as the result fits a window."""
+    merged: list[tuple[float, float]] = []
+    for start, end in regions:
+        if merged and start - merged[-1][1] <= MERGE_GAP_S and end - merged[-1][0] <= CHUNK_SECONDS:
+            merged[-1] = (merged[-1][0], end)
         else:
-            chunks.append(
-                _Chunk(
-                    utt.item, utt.start, utt.end, utt.language, utt.language_probability,
-                    utt.tonal_lean, speech_seconds=utt.duration,
-                )
-            )
-    return chunks
+            merged.append((start, end))
+    return merged
 
 
 def _continuation(chunk: _Chunk, raw_segments: list[dict]) -> _Chunk | None:
