@@ -187,7 +187,7 @@ class WhisperEngine:
         self, audios: list[Audio], chunks: list[_Chunk], encoded: np.ndarray, options: TranscribeOptions
     ) -> None:
         """Decode one batch of chunks from their encoder output (row i belongs to chunks[i])."""
-        rows = {id(chunk): row for chunk, row in zip(chunks, encoded)}
+        rows = dict(zip(chunks, encoded))
         # Chunks the acoustic scores call Chinese: decode under a Cantonese prompt first, unless
         # the user fixed Mandarin, or the model can write Cantonese with its own token.
         candidates_yue = options.language == "auto" and "yue" in options.candidate_languages
@@ -235,7 +235,7 @@ class WhisperEngine:
         self,
         audios: list[Audio],
         chunks: list[_Chunk],
-        rows: dict[int, np.ndarray],
+        rows: dict[_Chunk, np.ndarray],
         options: TranscribeOptions,
         dialect_prompt: str | None,
         fallback: bool = True,
@@ -255,19 +255,17 @@ class WhisperEngine:
             )
             decode_options = self._decode_options(options, prompt, tokenizer)
             pending = group
-            encoded = np.stack([rows[id(c)] for c in group])
             for _ in range(1 + MAX_CONTINUATIONS):
                 continuations = []
-                for offset in range(0, len(pending), options.batch_size):
-                    batch = pending[offset : offset + options.batch_size]
-                    if encoded is None:
-                        batch_encoded = self._encode(audios, batch)
-                    else:
-                        batch_encoded = encoded[offset : offset + options.batch_size]
+                for batch in _batches(pending, options.batch_size):
+                    if all(chunk in rows for chunk in batch):
+                        encoded = np.stack([rows[chunk] for chunk in batch])
+                    else:  # continuations
+                        encoded = self._encode(audios, batch)
                     metadata = [{"offset": c.start, "duration": c.duration} for c in batch]
                     outputs = self.batched.forward(
-                        ctranslate2.StorageView.from_array(np.ascontiguousarray(batch_encoded)),
-                        tokenizer, metadata, decode_options,
+                        ctranslate2.StorageView.from_array(encoded), tokenizer, metadata,
+                        decode_options,
                     )
                     for chunk, raw_segments in zip(batch, outputs):
                         self._accept(
@@ -278,7 +276,7 @@ class WhisperEngine:
                             continuations.append(rest)
                 if not continuations:
                     break
-                pending, encoded = continuations, None
+                pending = continuations
 
     def _decode_options(
         self, options: TranscribeOptions, prompt: str | None, tokenizer: Tokenizer
