@@ -13,11 +13,14 @@ files for that reason alone.
 Side by side in this one script, on the same files, one after the other (never concurrently),
 with the same model (base by default, int8 on CPU) and the same number of CPU threads:
 
-    (1) sequential  WhisperModel.transcribe per file, beam 5 (faster-whisper's defaults)
+    (1) sequential  WhisperModel.transcribe per file, beam 5 (faster-whisper's defaults), with
+                    --threads CTranslate2 threads and again with 1 (on 2 cores, 1 thread is the
+                    faster of the two: bench/threads.py)
     (2) batched     BatchedInferencePipeline.transcribe per file, beam 5, batch_size 8
     (3) sanyu       run_batch (what `sanyu batch` runs): local Ray, Ray Data, default options
-                    (beam 5, VAD, word timestamps, per-chunk language); its wall time includes
-                    starting Ray and loading the model in the worker
+                    (beam 5, VAD, word timestamps, per-chunk language) and its own plan of
+                    workers and threads for the machine's cores; its wall time includes starting
+                    Ray and loading the model in the workers
 
 With `--diarize`, (1) and (2) run the same Diarizer Sanyu uses after each file's transcription,
 and (3) runs with diarization on. Throughput is audio seconds per wall second (decoding audio
@@ -149,6 +152,7 @@ def main() -> None:
         model_options = ModelOptions(model=args.model, cpu_threads=args.threads)
         baseline = Transcriber(model_options)
         model = baseline.engine.model  # the same WhisperModel Sanyu loads, int8 on CPU
+        single = Transcriber(ModelOptions(model=args.model, cpu_threads=1)).engine.model
         diarizer = None
         if args.diarize:
             from sanyu.diarize import Diarizer
@@ -157,13 +161,15 @@ def main() -> None:
         rows = {}
         for name, run in (
             ("sequential faster-whisper", lambda: run_faster_whisper(model, corpus, False, diarizer)),
+            ("sequential faster-whisper, 1 thread",
+             lambda: run_faster_whisper(single, corpus, False, diarizer)),
             ("BatchedInferencePipeline", lambda: run_faster_whisper(model, corpus, True, diarizer)),
         ):
             outputs, seconds = run()
             rows[name] = {"wall_s": seconds, "throughput": audio_s / seconds, **scores(corpus, outputs)}
             print(f"{name}: {seconds:.1f} s", flush=True)
-        del baseline, model, diarizer
-        outputs, seconds = run_sanyu(corpus, folder, model_options, args.diarize)
+        del baseline, model, single, diarizer
+        outputs, seconds = run_sanyu(corpus, folder, ModelOptions(model=args.model), args.diarize)
         rows["sanyu batch"] = {"wall_s": seconds, "throughput": audio_s / seconds, **scores(corpus, outputs)}
         print(f"sanyu batch: {seconds:.1f} s", flush=True)
 

@@ -51,7 +51,9 @@ def model_options(func):
                      show_default=True),
         click.option("--compute-type", default="auto", show_default=True,
                      help="auto: int8 on CPU, float16 on GPU."),
-        click.option("--cpu-threads", type=int, default=0, help="0: CTranslate2's default."),
+        click.option("--cpu-threads", type=int, default=0,
+                     help="CTranslate2 threads per model. 0: CTranslate2's default (sanyu batch: "
+                          "1 per worker, with a worker per core)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -397,7 +399,9 @@ def _storage_options(pairs: tuple[str, ...]) -> dict:
 @click.option("--address", default=None,
               help="Ray cluster to join: auto, or ray://host:10001. Default: a local Ray on 127.0.0.1.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Whisper workers. Default: one per GPU, else one per 2 CPUs.")
+              help="Whisper workers. Default: one per GPU; on CPU one per core (--cpu-threads "
+                   "each, 1 by default), as many as fit in half the memory. With --diarize, "
+                   "one diarizer per two workers.")
 @click.option("-f", "--formats", default="txt,srt,json", show_default=True,
               help="Comma-separated: txt, srt, vtt, tsv, json, rttm.")
 @click.option("--files-per-batch", type=click.IntRange(min=1), default=4, show_default=True,

@@ -55,6 +55,7 @@ import warnings
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -634,6 +635,11 @@ def _connect(address: str | None) -> bool:
     return True
 
 
+PIECE_BLOCK_BYTES = 2**20
+PREPARE_CPUS = 0.25  # Ray CPUs of a task that fetches, hashes and decodes one input
+WRITER_CPUS = 0.25  # Ray CPUs of a finisher that only writes (no diarization)
+
+
 @dataclass
 class _Plan:
     workers: int
@@ -647,31 +653,76 @@ def _plan(workers: int | None, model: ModelOptions, diarize: bool) -> _Plan:
     import ray
 
     resources = ray.cluster_resources()
+    node_cpus = max(
+        (float(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")), default=0.0
+    )
     cpus = float(resources.get("CPU", 1.0))
-    gpus = float(resources.get("GPU", 0.0))
+    return plan_workers(
+        workers, model, diarize, cpus=cpus, gpus=float(resources.get("GPU", 0.0)),
+        node_cpus=node_cpus or cpus, memory=float(resources.get("memory", 0.0)),
+    )
+
+
+def plan_workers(
+    workers: int | None, model: ModelOptions, diarize: bool, *,
+    cpus: float, gpus: float, node_cpus: float, memory: float,
+) -> _Plan:
+    """Pool sizes, threads and Ray resources for a cluster with these resources."""
     if gpus >= 1 and model.device in ("auto", "cuda"):
         workers = workers or int(gpus)
         share = gpus / workers * (0.5 if diarize else 1.0)
-        whisper = {"num_gpus": min(1.0, share), "num_cpus": 1}
-        finisher = {"num_gpus": min(1.0, share), "num_cpus": 1} if diarize else {"num_cpus": 0.25}
         finishers = workers if diarize else max(1, workers // 4)
+        cpu = _actor_cpus(cpus, workers, finishers, diarize, threads=1)
+        whisper = {"num_gpus": min(1.0, share), "num_cpus": cpu}
+        finisher = {"num_gpus": min(1.0, share), "num_cpus": cpu} if diarize else {"num_cpus": WRITER_CPUS}
         return _Plan(workers, whisper, finisher, finishers, model.cpu_threads or 4)
-    node_cpus = max(
-        (float(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")), default=cpus
+    # One single-threaded worker per core, not one worker with every core: a second CTranslate2
+    # thread speeds a worker up by ~20% on Whisper base, a second worker by ~90%
+    # (bench/threads.py).
+    workers = workers or min(
+        max(1, int(cpus // (model.cpu_threads or 1))), _workers_fitting_memory(memory, model)
     )
-    if diarize:  # the diarizer takes as much CPU as a Whisper worker
-        workers = workers or max(1, int(cpus // 4))
-        finishers = max(1, workers)
-    else:
-        workers = workers or max(1, int(cpus // 2))
-        finishers = max(1, workers // 4)
-    share = cpus / (workers + (finishers if diarize else 0))
-    threads = model.cpu_threads or max(1, min(int(node_cpus), int(round(share))))
-    # Reserve less than the threads use, so decoding and writing tasks always find a slot.
-    reserve = max(0.5, min(float(threads), share - 0.5))
+    # A diarizing finisher takes about half the CPU time of a Whisper worker on the same audio.
+    finishers = max(1, workers // 2) if diarize else max(1, workers // 4)
+    actors = workers + (finishers if diarize else 0)
+    threads = model.cpu_threads or max(1, min(int(node_cpus), int(round(cpus / actors))))
+    reserve = _actor_cpus(cpus, workers, finishers, diarize, threads)
     whisper = {"num_cpus": reserve}
-    finisher = {"num_cpus": reserve} if diarize else {"num_cpus": 0.25}
+    finisher = {"num_cpus": reserve} if diarize else {"num_cpus": WRITER_CPUS}
     return _Plan(workers, whisper, finisher, finishers, threads)
+
+
+def _actor_cpus(cpus: float, workers: int, finishers: int, diarize: bool, threads: int) -> float:
+    """Ray CPUs to reserve for each model actor (Whisper worker, or diarizing finisher).
+
+    Less than the threads use if need be: the actors must leave room for two decoding tasks, or
+    the job waits forever for a slot to decode its next input.
+    """
+    actors = workers + (finishers if diarize else 0)
+    free = cpus - 2 * PREPARE_CPUS - (0 if diarize else finishers * WRITER_CPUS)
+    return max(0.01, min(float(threads), free / actors))
+
+
+# What one Whisper worker may hold when the model's size is not known on the driver (a hub id):
+# enough for large-v3 in int8 with its buffers.
+UNKNOWN_MODEL_WORKER_BYTES = 3 * 2**30
+
+
+def _workers_fitting_memory(memory: float, model: ModelOptions) -> int:
+    """How many Whisper workers fit in half of the cluster's memory (each holds its own model)."""
+    if memory <= 0:
+        return 1 << 30
+    from sanyu.models import models_dir
+
+    per_worker = UNKNOWN_MODEL_WORKER_BYTES
+    for directory in (Path(model.model).expanduser(), models_dir() / model.model):
+        weights = directory / "model.bin"
+        if weights.is_file():
+            # A worker with Whisper base peaked at 1.0 GiB (the weights are 0.14 GiB of it; the
+            # rest is the imported libraries, the VAD model, audio and decoding buffers).
+            per_worker = weights.stat().st_size + 2**30
+            break
+    return max(1, int(memory / 2 // per_worker))
 
 
 def _input_rows(items: list[InputItem], options: TranscribeOptions) -> list[dict]:
@@ -779,18 +830,28 @@ def _execute(
     logging.getLogger("ray.data._internal.progress").addFilter(_NoProgressBarNotice())
     context = DataContext.get_current()
     detectors = context.issue_detectors_config
-    saved = (context.enable_progress_bars, context.max_errored_blocks, detectors.detectors)
+    saved = (
+        context.enable_progress_bars, context.max_errored_blocks, detectors.detectors,
+        context.target_max_block_size,
+    )
     context.enable_progress_bars = False
+    # Blocks of at most one piece (a piece holds ~38 MB of audio per 10 minutes): the pieces of
+    # one long recording come out of one `prepare` task, and in one block they would all go to
+    # one Whisper worker, one after another.
+    context.target_max_block_size = PIECE_BLOCK_BYTES
     context.max_errored_blocks = -1  # a batch that keeps killing its worker: report, go on
     # Ray Data warns every 30 s that a model actor uses more memory than it reserved; the pool
     # sizes come from _plan, so the warning is only noise between the progress lines.
     detectors.detectors = [d for d in detectors.detectors if d.__name__ != "HighMemoryIssueDetector"]
+    # Ray Data warns when fewer inputs than Whisper workers are listed; but `prepare` cuts long
+    # recordings into pieces, so one input can keep every worker busy.
+    warnings.filterwarnings("ignore", "The minimum number of concurrent actors", UserWarning)
 
     rows = _input_rows(items, options)
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 10_000)))
     ds = ds.map_batches(
         prepare_batch, batch_size=1, batch_format="pyarrow", fn_kwargs={"spec": spec},
-        num_cpus=0.25,
+        num_cpus=PREPARE_CPUS,
     )
     with warnings.catch_warnings():
         # max_restarts / max_task_retries have no named parameter yet: they go as remote args.
@@ -831,7 +892,10 @@ def _execute(
         problem = f"{type(exc).__name__}: {exc}"
         log.error("batch job failed: %s", problem)
     finally:
-        context.enable_progress_bars, context.max_errored_blocks, detectors.detectors = saved
+        (
+            context.enable_progress_bars, context.max_errored_blocks, detectors.detectors,
+            context.target_max_block_size,
+        ) = saved
         data_log.setLevel(saved_level)
     for index, item in enumerate(items):
         if index in results:
