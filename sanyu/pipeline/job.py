@@ -9,7 +9,8 @@ Stages (each row of the dataset is one input, or one piece of a long input)::
       -> transcribe  actor pool of WhisperWorkers: each holds one Transcriber (models load once
                    per actor) and calls `transcribe_many` on a batch of pieces, so the speech
                    chunks of several recordings are decoded together on the model; one GPU per
-                   worker when the cluster has GPUs, fractional CPUs otherwise
+                   worker when the cluster has GPUs, else one single-threaded worker per core
+                   (as many as fit in half the memory)
       -> finish    actor pool of Finishers: put the pieces of a long recording back together,
                    diarize when asked (`Transcriber` again: the same diarizer and speaker
                    assignment the library uses), write the result (done-marker last) or the error
