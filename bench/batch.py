@@ -11,7 +11,7 @@ baselines fair: plain faster-whisper detects one language per file, and would lo
 files for that reason alone.
 
 Side by side in this one script, on the same files, one after the other (never concurrently),
-with the same model (base by default, int8 on CPU) and the same number of CPU threads:
+with the same model (base by default, int8 on CPU) on the same CPU cores:
 
     (1) sequential  WhisperModel.transcribe per file, beam 5 (faster-whisper's defaults), with
                     --threads CTranslate2 threads and again with 1 (on 2 cores, 1 thread is the
