@@ -55,6 +55,15 @@ def test_workers_are_capped_by_memory_for_the_model_they_each_load(tmp_path):
     assert _cpu(model=hub, cpus=16.0, memory=24 * GIB).workers == 12 * GIB // UNKNOWN_MODEL_WORKER_BYTES
 
 
+def test_a_registered_model_is_sized_from_its_cache_entry(tmp_path, monkeypatch):
+    from sanyu.models import cached_path
+
+    monkeypatch.setenv("SANYU_HOME", str(tmp_path))
+    cached_path("base").mkdir(parents=True)
+    _model_dir(cached_path("base"), 3 * GIB)  # each worker: 4 GiB
+    assert _cpu(model=ModelOptions(model="base"), cpus=16.0, memory=32 * GIB).workers == 4
+
+
 def test_diarization_gets_a_diarizing_finisher_per_two_whisper_workers():
     plan = _cpu(diarize=True, cpus=2.0)
     assert (plan.workers, plan.finishers, plan.cpu_threads) == (2, 1, 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sanyu.errors import ModelError
-from sanyu.models.cache import CacheStatus, check, fetch, models_dir, sanyu_home
+from sanyu.models.cache import CacheStatus, cached_path, check, fetch, models_dir, sanyu_home
 from sanyu.models.registry import DEFAULT_WHISPER, REGISTRY, ModelSpec
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "REGISTRY",
     "CacheStatus",
     "ModelSpec",
+    "cached_path",
     "check",
     "fetch",
     "models_dir",

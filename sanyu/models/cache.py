@@ -28,6 +28,11 @@ def models_dir() -> Path:
     return sanyu_home() / "models"
 
 
+def cached_path(name: str, root: Path | None = None) -> Path:
+    """Where the registered model `name` lives in the cache (whether or not it is there yet)."""
+    return (root or models_dir()) / name
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -46,7 +51,7 @@ class CacheStatus:
 
 def check(spec: ModelSpec, root: Path | None = None) -> CacheStatus:
     """Verify every file of a cached model against its pinned checksum."""
-    path = (root or models_dir()) / spec.name
+    path = cached_path(spec.name, root)
     if not path.is_dir():
         return CacheStatus(spec, path, "missing")
     for file in spec.files:
@@ -131,4 +136,4 @@ def fetch(name: str, force: bool = False, root: Path | None = None) -> Path:
 
 
 def remove(name: str, root: Path | None = None) -> None:
-    shutil.rmtree((root or models_dir()) / name, ignore_errors=True)
+    shutil.rmtree(cached_path(name, root), ignore_errors=True)

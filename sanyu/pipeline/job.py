@@ -713,16 +713,17 @@ def _workers_fitting_memory(memory: float, model: ModelOptions) -> int:
     """How many Whisper workers fit in half of the cluster's memory (each holds its own model)."""
     if memory <= 0:
         return 1 << 30
-    from sanyu.models import models_dir
+    from sanyu.models import REGISTRY, cached_path
 
+    directory = Path(model.model).expanduser()  # looked up in resolve_whisper's order
+    if not directory.is_dir() and model.model in REGISTRY:
+        directory = cached_path(model.model)
+    weights = directory / "model.bin"
     per_worker = UNKNOWN_MODEL_WORKER_BYTES
-    for directory in (Path(model.model).expanduser(), models_dir() / model.model):
-        weights = directory / "model.bin"
-        if weights.is_file():
-            # A worker with Whisper base peaked at 1.0 GiB (the weights are 0.14 GiB of it; the
-            # rest is the imported libraries, the VAD model, audio and decoding buffers).
-            per_worker = weights.stat().st_size + 2**30
-            break
+    if weights.is_file():
+        # A worker with Whisper base peaked at 1.0 GiB (the weights are 0.14 GiB of it; the rest
+        # is the imported libraries, the VAD model, audio and decoding buffers).
+        per_worker = weights.stat().st_size + 2**30
     return max(1, int(memory / 2 // per_worker))
 
 
