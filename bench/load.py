@@ -1,15 +1,17 @@
 """Load test of the HTTP endpoint: N concurrent clients send real clips for a bounded time.
 
-Starts Ray Serve on 127.0.0.1 (a free port) and measures, for each batching configuration in turn
-(by default `@serve.batch` with max_batch_size 8, then 1, same machine, same clients, same clips):
-requests/s and audio seconds/s (clients send new requests for ``--duration`` seconds, then wait
-for their last answers; the rate is over the whole time to the last answer), p50/p95/max
-latency, errors (any status but 200, a timeout or a broken connection), and how
-the replica actually batched (mean requests per model call). Prints a Markdown table and the
-throughput ratio batched / unbatched; ``--json`` writes the raw figures.
+Starts Ray Serve on 127.0.0.1 (a free port) and measures, for each server configuration in turn
+(model replicas x CTranslate2 threads per replica, and `@serve.batch`'s max_batch_size; by
+default one replica with 2 threads against two single-threaded replicas, batching 8; same
+machine, same clients, same clips): requests/s and audio seconds/s (clients send new requests
+for ``--duration`` seconds, then wait for their last answers; the rate is over the whole time to
+the last answer), p50/p95/max latency, errors (any status but 200, a timeout or a broken
+connection), and how a replica actually batched (mean requests per model call, from the one
+replica that answers /v1/stats). Prints a Markdown table and each configuration's throughput
+ratio against the first; ``--json`` writes the raw figures.
 
     .venv/bin/python bench/load.py                      # 50 clients, 60 s per configuration
-    .venv/bin/python bench/load.py --clients 20 --duration 30 --batch-sizes 8,4,1
+    .venv/bin/python bench/load.py --clients 20 --duration 30 --configs 1x2/8,1x2/1
 
 Not a test: it takes minutes and its figures depend on the machine and on what else runs there.
 """
@@ -49,6 +51,7 @@ class Outcome:
 
 @dataclass
 class RunResult:
+    label: str
     max_batch_size: int
     clients: int
     window_s: float
@@ -70,6 +73,7 @@ class RunResult:
             return latencies[min(len(latencies) - 1, int(round(p / 100 * (len(latencies) - 1))))]
 
         return {
+            "config": self.label,
             "max_batch_size": self.max_batch_size,
             "clients": self.clients,
             "window_s": self.window_s,
@@ -171,12 +175,35 @@ def run_clients(url: str, clips, clients: int, window_s: float, seed: int) -> tu
     return outcomes, t0_holder[0]
 
 
+def parse_config(text: str) -> tuple[str, int, int, int]:
+    """"2x1/8" -> (label, 2 replicas, 1 thread each, max_batch_size 8)."""
+    layout, _, size = text.strip().partition("/")
+    replicas, _, threads = layout.partition("x")
+    return text.strip(), int(replicas), int(threads), int(size or 8)
+
+
+def batching(before: dict, after: dict) -> dict:
+    calls = after["calls"] - before["calls"]
+    items = after["items"] - before["items"]
+    busy = after["busy_seconds"] - before["busy_seconds"]
+    return {
+        "mean_items_per_call": round(items / calls, 2) if calls else None,
+        "items_per_busy_s": round(items / busy, 3) if busy > 0 else None,
+        "sizes": {
+            k: v - before["sizes"].get(k, 0)
+            for k, v in after["sizes"].items()
+            if v - before["sizes"].get(k, 0)
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--duration", type=float, default=60.0,
                         help="seconds per configuration in which clients send new requests")
-    parser.add_argument("--batch-sizes", default="8,1", help="max_batch_size values to compare")
+    parser.add_argument("--configs", default="1x2/8,2x1/8",
+                        help="server configurations to compare, each REPLICASxTHREADS/MAX_BATCH_SIZE")
     parser.add_argument("--model", default="base")
     parser.add_argument("--max-clip-seconds", type=float, default=16.0)
     parser.add_argument("--batch-wait-ms", type=float, default=100.0)
@@ -193,7 +220,7 @@ def main() -> None:
     from sanyu.serve.app import build_app
 
     clips = pick_clips(args.max_clip_seconds)
-    sizes = [int(s) for s in args.batch_sizes.split(",") if s.strip()]
+    configs = [parse_config(text) for text in args.configs.split(",") if text.strip()]
     port = free_port()
     print(f"{len(clips)} clips of at most {args.max_clip_seconds:g} s "
           f"(mean {statistics.mean(c[2] for c in clips):.1f} s); {args.clients} clients; "
@@ -201,10 +228,11 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
     summaries = []
     url = None
-    for size in sizes:
+    for label, replicas, threads, size in configs:
         config = ServeConfig(
-            model_options=ModelOptions(model=args.model),
+            model_options=ModelOptions(model=args.model, cpu_threads=threads),
             port=port,
+            replicas=replicas,
             max_batch_size=size,
             batch_wait_timeout_s=args.batch_wait_ms / 1000,
             request_timeout_s=900,
@@ -217,47 +245,31 @@ def main() -> None:
         else:
             serve.run(build_app(config), name=config.app_name, route_prefix=config.route_prefix)
         wait_ready(url)
-        # Warm up (first calls load lazily-built pieces), then count from zero.
-        for name, data, _ in clips[:2]:
+        # Warm up every replica (first calls load lazily-built pieces), then count from zero.
+        for name, data, _ in clips[: 2 * replicas]:
             requests.post(f"{url}/v1/audio/transcriptions", files={"file": (name, data)}, timeout=600)
         stats_before = requests.get(f"{url}/v1/stats", timeout=30).json()
-        result = RunResult(size, args.clients, args.duration, load_before=os.getloadavg())
-        print(f"max_batch_size={size}: running...", flush=True)
+        result = RunResult(label, size, args.clients, args.duration, load_before=os.getloadavg())
+        print(f"{label}: running...", flush=True)
         result.outcomes, t0 = run_clients(url, clips, args.clients, args.duration, args.seed)
         result.load_after = os.getloadavg()
-        stats_after = requests.get(f"{url}/v1/stats", timeout=30).json()
-        calls = stats_after["calls"] - stats_before["calls"]
-        items = stats_after["items"] - stats_before["items"]
-        busy = stats_after["busy_seconds"] - stats_before["busy_seconds"]
-        result.batching = {
-            "mean_items_per_call": round(items / calls, 2) if calls else None,
-            "items_per_busy_s": round(items / busy, 3) if busy > 0 else None,
-            "sizes": {
-                k: v - stats_before["sizes"].get(k, 0)
-                for k, v in stats_after["sizes"].items()
-                if v - stats_before["sizes"].get(k, 0)
-            },
-        }
+        if replicas == 1:  # /v1/stats answers for one replica, whichever Serve routes it to
+            result.batching = batching(stats_before, requests.get(f"{url}/v1/stats", timeout=30).json())
         summary = result.summary(t0)
         summaries.append(summary)
         print(json.dumps(summary), flush=True)
 
     print()
-    print("| max_batch_size | clients | requests (ok/all) | requests/s | audio s/s | p50 latency "
-          "| p95 latency | errors | requests per model call | replica requests per busy s |")
+    print("| replicas x threads / max_batch_size | clients | requests (ok/all) | requests/s "
+          "| audio s/s | p50 latency | p95 latency | errors | requests per model call | ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|")
+    first = summaries[0]["requests_per_s"]
     for s in summaries:
-        print(f"| {s['max_batch_size']} | {s['clients']} | {s['requests_ok']}/{s['requests_total']} | "
+        print(f"| {s['config']} | {s['clients']} | {s['requests_ok']}/{s['requests_total']} | "
               f"{s['requests_per_s']:.3f} | {s['audio_s_per_s']:.2f} | {s['p50_latency_s']:.1f} s | "
-              f"{s['p95_latency_s']:.1f} s | {s['errors']} | {s['mean_requests_per_model_call']} | "
-              f"{s['replica_requests_per_busy_s']} |")
-    by_size = {s["max_batch_size"]: s for s in summaries}
-    if 1 in by_size and len(by_size) > 1:
-        best = max(k for k in by_size if k != 1)
-        ratio = by_size[best]["requests_per_s"] / max(by_size[1]["requests_per_s"], 1e-9)
-        busy = by_size[best]["replica_requests_per_busy_s"], by_size[1]["replica_requests_per_busy_s"]
-        print(f"\nthroughput ratio, max_batch_size={best} vs 1: {ratio:.2f}x (client requests/s)"
-              + (f", {busy[0] / busy[1]:.2f}x (replica requests per busy second)" if all(busy) else ""))
+              f"{s['p95_latency_s']:.1f} s | {s['errors']} | "
+              f"{s['mean_requests_per_model_call'] or '-'} | {s['requests_per_s'] / max(first, 1e-9):.2f}x |")
+    print(f"\nratio: requests/s against {summaries[0]['config']}")
     if args.json:
         args.json.write_text(json.dumps(
             {"machine": platform.platform(), "cpus": os.cpu_count(), "runs": summaries}, indent=2
