@@ -176,7 +176,7 @@ def run_clients(url: str, clips, clients: int, window_s: float, seed: int) -> tu
 
 
 def parse_config(text: str) -> tuple[str, int, int, int]:
-    """"2x1/8" -> (label, 2 replicas, 1 thread each, max_batch_size 8)."""
+    """Parse "2x1/8": (its label, 2 replicas, 1 thread each, max_batch_size 8)."""
     layout, _, size = text.strip().partition("/")
     replicas, _, threads = layout.partition("x")
     return text.strip(), int(replicas), int(threads), int(size or 8)
@@ -248,12 +248,13 @@ def main() -> None:
         # Warm up every replica (first calls load lazily-built pieces), then count from zero.
         for name, data, _ in clips[: 2 * replicas]:
             requests.post(f"{url}/v1/audio/transcriptions", files={"file": (name, data)}, timeout=600)
-        stats_before = requests.get(f"{url}/v1/stats", timeout=30).json()
+        # /v1/stats answers for one replica, whichever Serve routes the call to.
+        stats_before = requests.get(f"{url}/v1/stats", timeout=30).json() if replicas == 1 else None
         result = RunResult(label, size, args.clients, args.duration, load_before=os.getloadavg())
         print(f"{label}: running...", flush=True)
         result.outcomes, t0 = run_clients(url, clips, args.clients, args.duration, args.seed)
         result.load_after = os.getloadavg()
-        if replicas == 1:  # /v1/stats answers for one replica, whichever Serve routes it to
+        if stats_before is not None:
             result.batching = batching(stats_before, requests.get(f"{url}/v1/stats", timeout=30).json())
         summary = result.summary(t0)
         summaries.append(summary)
