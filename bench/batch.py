@@ -152,23 +152,26 @@ def main() -> None:
         model_options = ModelOptions(model=args.model, cpu_threads=args.threads)
         baseline = Transcriber(model_options)
         model = baseline.engine.model  # the same WhisperModel Sanyu loads, int8 on CPU
-        single = Transcriber(ModelOptions(model=args.model, cpu_threads=1)).engine.model
+        single = None
+        baselines = [
+            ("sequential faster-whisper", lambda: run_faster_whisper(model, corpus, False, diarizer)),
+            ("BatchedInferencePipeline", lambda: run_faster_whisper(model, corpus, True, diarizer)),
+        ]
+        if args.threads != 1:  # else the first row already is the 1-thread run
+            single = Transcriber(ModelOptions(model=args.model, cpu_threads=1)).engine.model
+            baselines.insert(1, ("sequential faster-whisper, 1 thread",
+                                 lambda: run_faster_whisper(single, corpus, False, diarizer)))
         diarizer = None
         if args.diarize:
             from sanyu.diarize import Diarizer
 
             diarizer = Diarizer(device=model_options.device, num_threads=args.threads)
         rows = {}
-        for name, run in (
-            ("sequential faster-whisper", lambda: run_faster_whisper(model, corpus, False, diarizer)),
-            ("sequential faster-whisper, 1 thread",
-             lambda: run_faster_whisper(single, corpus, False, diarizer)),
-            ("BatchedInferencePipeline", lambda: run_faster_whisper(model, corpus, True, diarizer)),
-        ):
+        for name, run in baselines:
             outputs, seconds = run()
             rows[name] = {"wall_s": seconds, "throughput": audio_s / seconds, **scores(corpus, outputs)}
             print(f"{name}: {seconds:.1f} s", flush=True)
-        del baseline, model, single, diarizer
+        del baseline, model, single, baselines, diarizer  # free their memory before Sanyu's workers load
         outputs, seconds = run_sanyu(corpus, folder, ModelOptions(model=args.model), args.diarize)
         rows["sanyu batch"] = {"wall_s": seconds, "throughput": audio_s / seconds, **scores(corpus, outputs)}
         print(f"sanyu batch: {seconds:.1f} s", flush=True)
