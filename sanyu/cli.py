@@ -287,9 +287,12 @@ def models_fetch(names, force):
               help="Folders to score (en, zh, yue, multi).")
 @click.option("--language-id/--no-language-id", default=True, show_default=True,
               help="Score per-segment language tags on joined yue+zh+en clips.")
+@click.option("--folds", "folds_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A two-fold split (TSV: file, fold): report each fold with settings fit on "
+                   "the other (the dialect probe), never on its own clips.")
 @model_options
 @transcribe_options
-def eval_command(manifest_dir, baseline, languages, language_id, **kwargs):
+def eval_command(manifest_dir, baseline, languages, language_id, folds_file, **kwargs):
     """Score transcripts of MANIFEST_DIR (laid out like ../shared/eval): WER (en), CER (zh, yue),
     DER where an RTTM exists and --diarize is on, and language-ID accuracy."""
     from sanyu.api import Transcriber
@@ -299,6 +302,15 @@ def eval_command(manifest_dir, baseline, languages, language_id, **kwargs):
 
     models, options = build_options(kwargs)
     transcriber = Transcriber(models)
+    if folds_file:
+        from sanyu.evaluation.report import print_fold_report
+        from sanyu.evaluation.twofold import evaluate_folds
+
+        print_fold_report(evaluate_folds(
+            manifest_dir, folds_file, transcriber, options, baseline, language_id, _csv(languages),
+            progress=lambda clip: click.echo(f"  scored {clip.name}", err=True),
+        ))
+        return
     clips = load_clips(manifest_dir, _csv(languages))
     if not clips:
         raise click.UsageError(f"no clips found under {manifest_dir} for {languages}")

@@ -45,6 +45,21 @@ class SpeakerTurn:
     speaker: str
 
 
+@dataclass(frozen=True)
+class Dropped:
+    """An utterance VAD found that ended without text, and the guard that dropped it:
+    ``no-speech`` (Whisper's no-speech rule), ``prompt-echo`` (the text only repeated the
+    prompt) or ``empty`` (the decoder wrote nothing, even for the utterance alone)."""
+
+    start: float
+    end: float
+    reason: str
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.end - self.start)
+
+
 @dataclass
 class Transcript:
     source: str
@@ -55,6 +70,7 @@ class Transcript:
     languages: list[str] = field(default_factory=list)
     speakers: list[str] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
+    dropped: list[Dropped] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -64,6 +80,8 @@ class Transcript:
         data = asdict(self)
         data["schema_version"] = SCHEMA_VERSION
         data["text"] = self.text
+        data["dropped_count"] = len(self.dropped)
+        data["dropped_seconds"] = round(sum(d.duration for d in self.dropped), 3)
         return data
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -81,7 +99,8 @@ class Transcript:
             for seg in data.get("segments", [])
         ]
         known = {"source", "duration", "model", "languages", "speakers", "options"}
-        return cls(segments=segments, **{k: v for k, v in data.items() if k in known})
+        dropped = [Dropped(**d) for d in data.get("dropped", [])]
+        return cls(segments=segments, dropped=dropped, **{k: v for k, v in data.items() if k in known})
 
     @classmethod
     def from_json(cls, text: str) -> Transcript:

@@ -1,11 +1,9 @@
-"""Language decisions without a model: candidate restriction, Cantonese evidence, and which
-speech regions share a chunk (and so one decision)."""
+"""Language decisions without a model: candidate restriction and Cantonese word evidence."""
 
 from __future__ import annotations
 
 import pytest
 
-from sanyu.transcribe.engine import CHUNK_SECONDS, MERGE_GAP_S, _merge_close
 from sanyu.transcribe.language import (
     cantonese_score,
     dialect_evidence,
@@ -76,16 +74,3 @@ def test_tonality_is_vietnamese_over_english_in_log10():
 
 def test_models_with_a_cantonese_token_keep_it():
     assert restrict_language([("yue", 0.7), ("zh", 0.2), ("en", 0.1)], ("yue", "zh", "en"))[0] == "yue"
-
-
-def test_speech_regions_closer_than_the_merge_gap_share_a_chunk():
-    regions = [(0.0, 2.0), (2.0 + MERGE_GAP_S, 5.0), (5.0 + MERGE_GAP_S + 0.01, 7.0)]
-    assert _merge_close(regions) == [(0.0, 5.0), (5.0 + MERGE_GAP_S + 0.01, 7.0)]
-
-
-def test_merged_chunks_never_outgrow_whisper_window():
-    regions = [(i * 10.0, i * 10.0 + 9.9) for i in range(4)]  # 0.1 s apart, 39.9 s in all
-    merged = _merge_close(regions)
-    assert merged == [(0.0, 29.9), (30.0, 39.9)]
-    assert all(end - start <= CHUNK_SECONDS for start, end in merged)
-    assert _merge_close([]) == []

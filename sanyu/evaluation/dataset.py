@@ -23,6 +23,7 @@ class Clip:
     rttm: Path | None = None
     uem: Path | None = None
     stm: Path | None = None
+    relative: str = ""  # its path under the clips' root, as MANIFEST.tsv and FOLDS.tsv name it
 
     @property
     def name(self) -> str:
@@ -65,6 +66,7 @@ def load_clips(root: str | Path, folders: tuple[str, ...] = LANGUAGE_FOLDERS) ->
                     rttm=_beside(audio, ".rttm"),
                     uem=_beside(audio, ".uem"),
                     stm=_beside(audio, ".stm"),
+                    relative=relative,
                 )
             )
     return clips

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from rich.console import Console
 from rich.table import Table
 
+from sanyu.evaluation.groups import group_of
 from sanyu.evaluation.runner import ClipResult, LanguageIdResult, pooled_by_language
+from sanyu.evaluation.text import pooled
+from sanyu.evaluation.twofold import FoldResult
 
 METRIC = {"en": "WER", "zh": "CER", "yue": "CER"}
 
@@ -74,4 +79,39 @@ def print_report(
             console.print(
                 f"  {language} {METRIC.get(language, '')}: joined {_pct(language_id.pooled[language])}"
                 f", parts one by one {_pct(language_id.pooled_parts.get(language))}"
+            )
+
+
+def print_fold_report(folds: list[FoldResult], console: Console | None = None) -> None:
+    """Each fold: pooled per language and per source group, Sanyu beside the baseline, with the
+    fold its settings were fit on; then its language ID."""
+    console = console or Console()
+    for fold in folds:
+        trained = f", dialect probe fit on fold {fold.trained_on}" if fold.trained_on else ""
+        table = Table(title=f"Fold {fold.fold} (reported on its own clips{trained})")
+        systems = list(dict.fromkeys(r.system for r in fold.results))
+        table.add_column("language")
+        table.add_column("group")
+        table.add_column("clips")
+        for system in systems:
+            table.add_column(system)
+        groups: dict[tuple[str, str], list[ClipResult]] = defaultdict(list)
+        for r in fold.results:
+            if r.score is not None:
+                groups[(r.clip.language, "all")].append(r)
+                groups[(r.clip.language, group_of(r.clip.name))].append(r)
+        for (language, group), members in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "all", kv[0][1])):
+            rates = {
+                system: pooled([r.score for r in members if r.system == system]) for system in systems
+            }
+            clips = len({r.clip.path for r in members})
+            table.add_row(
+                f"{language} {METRIC.get(language, '')}", group, str(clips),
+                *[_pct(rates[system]) for system in systems],
+            )
+        console.print(table)
+        if fold.language_id is not None:
+            console.print(
+                f"fold {fold.fold} language ID on its joined clips: "
+                f"{100 * fold.language_id.accuracy:.1f}% of {fold.language_id.segments} segments"
             )

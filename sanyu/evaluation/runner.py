@@ -119,14 +119,16 @@ def evaluate_language_id(
     per_language: int = 4,
     gap_s: float = 1.0,
     exclude: tuple[str, ...] = (),
+    clips: list[Clip] | None = None,
 ) -> LanguageIdResult:
     """Join the `per_language` longest yue, zh and en clips (interleaved, `gap_s` apart) into one
     file, like turns of a meeting; score per-segment language tags and error rates.
 
+    ``clips``: choose among these instead of every clip under ``root``.
     Accuracy counts each output segment against the language of the part it overlaps most.
     """
     by_language = defaultdict(list)
-    for clip in load_clips(root, ("yue", "zh", "en")):
+    for clip in clips if clips is not None else load_clips(root, ("yue", "zh", "en")):
         if clip.reference and clip.name not in exclude:
             by_language[clip.language].append(clip)
     for language, clips in by_language.items():

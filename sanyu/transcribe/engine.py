@@ -1,53 +1,67 @@
-"""Whisper on CTranslate2 (faster-whisper), with a language decided per chunk of speech.
+"""Whisper on CTranslate2 with a language decided for every utterance.
 
-The flow for a batch of recordings:
-  VAD splits each recording into utterances (those closer than 0.3 s are kept together) → in
-  batches across recordings, each utterance is encoded once, and that one encoder pass serves
-  every use of it: the model's language scores pick its language among the candidates, it is
-  decoded (faster-whisper's batched decoder), and Chinese ones are decoded under a Cantonese prompt
-  and checked for Cantonese, then decoded again as Mandarin when the evidence says so (see
-  language.py) → hallucination guards → script conversion → one Transcript per recording.
+The flow for a batch of recordings (`WhisperEngine.transcribe_many`):
+
+  VAD utterances ─▶ windows: consecutive utterances of a recording packed into ≤ 30 s
+    (windows.py) ─▶ encode each window once, in batches ─▶ each utterance's language from its
+    own frames of that encoder output: the language detector, and for Chinese, Cantonese or
+    Mandarin (dialect.py) ─▶ a window whose utterances differ in language is cut into runs of
+    one language, encoded afresh ─▶ decode every window once, in batches that mix languages
+    (decoding.py; Cantonese under a Cantonese prompt on models without `<|yue|>`) ─▶ speech the
+    decoder skipped is decoded on its own; what still has no text is recorded as dropped, with
+    the guard that dropped it ─▶ hallucination guards, script conversion ─▶ one Transcript each.
+
+On a model without `<|yue|>` and without a trained dialect probe, Chinese windows are decoded
+under the Cantonese prompt and weighed by the Cantonese words written (language.py); the ones
+that turn out Mandarin are decoded again without it.
+
+Windows go through the stages in waves, so the encoder output held at once stays bounded
+however long the recordings are.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
 
 import ctranslate2
 import numpy as np
-from faster_whisper import BatchedInferencePipeline, WhisperModel
-from faster_whisper.audio import pad_or_trim
-from faster_whisper.tokenizer import Tokenizer
-from faster_whisper.transcribe import TranscriptionOptions, get_compression_ratio
-from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-from sanyu.audio import SAMPLE_RATE, Audio
+from sanyu.audio import Audio
 from sanyu.models import resolve_whisper
 from sanyu.options import ModelOptions, TranscribeOptions
-from sanyu.schema import Segment, Transcript, Word
+from sanyu.schema import Dropped, Segment, Transcript
 from sanyu.transcribe import guards
-from sanyu.transcribe.language import cantonese_score, is_latin_word, restrict_language, tonality
+from sanyu.transcribe.decoding import Decoded, Decoder, EncodedWindow
+from sanyu.transcribe.dialect import probe_for
+from sanyu.transcribe.language import CANTONESE_PROMPT, decide_dialect, restrict_language
+from sanyu.transcribe.results import Result, retries, segment_of, tag_word_languages
 from sanyu.transcribe.script import apply_script
+from sanyu.transcribe.whisper import WhisperBackend, speech_timestamps
+from sanyu.transcribe.windows import (
+    WINDOW_SECONDS,
+    Utterance,
+    Window,
+    pack,
+    split_by,
+    utterance_at,
+    windows_for,
+)
 
 log = logging.getLogger(__name__)
 
-CHUNK_SECONDS = 30.0
-# A decode that stops this long before its chunk ends is continued from where it stopped
-# (Whisper sometimes emits end-of-text early; the sequential decoder would seek on).
-CONTINUE_AFTER_S = 2.0
-MAX_CONTINUATIONS = 3
-# Utterances closer than this are kept in one chunk. Kept short: Cantonese and Mandarin both
-# detect as `zh`, and a chunk gets one dialect decision, so utterances split by a real pause
-# (VAD: ≥ 0.5 s of silence) stay apart.
-MERGE_GAP_S = 0.3
-# Written in colloquial Cantonese, so the model may write the particles it hears.
-CANTONESE_PROMPT = "以下係廣東話嘅句子，佢哋喺度講緊嘢。"
-# Calibrated on the shared clips (docs/language.md): a Mandarin chunk decoded as Cantonese costs
-# far more accuracy than the reverse, so the evidence must be clearly positive.
-CANTONESE_THRESHOLD = 0.0
-FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)
+# Silero VAD: speech above this probability; a pause of 0.5 s ends an utterance; 0.2 s kept
+# around speech.
+VAD_THRESHOLD = 0.5
+VAD_MIN_SILENCE_MS = 500
+VAD_PAD_MS = 200
+# Recordings whose speech level is under QUIET_DBFS (whispering, a distant or low-gain microphone)
+# are raised to SPEECH_DBFS, the usual active speech level, for VAD only: Silero misses quiet
+# speech that Whisper itself hears well.
+QUIET_DBFS = -40.0
+SPEECH_DBFS = -26.0
+# Windows taken through every stage together (bounds the encoder output held at once).
+WAVE_WINDOWS = 32
 FALLBACK_SEED = 20241123
 
 
@@ -63,40 +77,8 @@ def resolve_compute_type(compute_type: str, device: str) -> str:
     return "float16" if device == "cuda" else "int8"
 
 
-@dataclass(eq=False)
-class _Chunk:
-    item: int  # index of the recording in the batch
-    start: float
-    end: float
-    language: str = "zh"
-    language_probability: float = 1.0
-    tonal_lean: float = 0.0
-    # The decode ran away (a repetition loop) and was kept as it is, for now (see _decode).
-    looped: bool = False
-    segments: list[Segment] = field(default_factory=list)
-    # Set on a continuation: the rest of a chunk whose decode ended early.
-    parent: _Chunk | None = None
-
-    @property
-    def duration(self) -> float:
-        return self.end - self.start
-
-
-class _WhisperModel(WhisperModel):
-    """A WhisperModel whose `encode` passes encoder output through unchanged.
-
-    faster-whisper's batched decoder encodes the features it is given; handing it encoder output
-    instead lets one encoder pass serve language detection and every decode of a chunk.
-    """
-
-    def encode(self, features):
-        if isinstance(features, ctranslate2.StorageView):
-            return features
-        return super().encode(features)
-
-
 class WhisperEngine:
-    """A loaded Whisper model and the per-chunk-language transcription around it."""
+    """A loaded Whisper model and the per-utterance-language transcription around it."""
 
     def __init__(self, model_options: ModelOptions | None = None):
         self.model_options = model_options or ModelOptions()
@@ -107,309 +89,87 @@ class WhisperEngine:
         # from this seed, when the thread first samples: fixing it before the model starts makes
         # a run repeatable (the same files in the same order give the same transcripts).
         ctranslate2.set_random_seed(FALLBACK_SEED)
-        self.model = _WhisperModel(
-            self.model_path,
-            device=self.device,
-            compute_type=self.compute_type,
-            cpu_threads=self.model_options.cpu_threads,
+        self.backend = WhisperBackend(
+            self.model_path, self.device, self.compute_type, self.model_options.cpu_threads
         )
-        self.batched = BatchedInferencePipeline(self.model)
+        self.multilingual = self.backend.multilingual
         # faster-whisper accepts language="yue" on every model, but only models whose tokenizer
         # has the token (large-v3 and later) can use it; on others it silently yields garbage.
-        self.has_yue_token = self.model.hf_tokenizer.token_to_id("<|yue|>") is not None
-        self.multilingual = self.model.model.is_multilingual
+        self.has_yue_token = self.backend.has_language_token("yue")
+        self.dialect_probe = None if self.has_yue_token else probe_for(self.model_path)
 
-    # ---- public -------------------------------------------------------------------------
+    @property
+    def model(self):
+        """The faster-whisper WhisperModel underneath (for side-by-side baselines)."""
+        return self.backend.model
 
     def transcribe(self, audio: Audio, options: TranscribeOptions) -> Transcript:
         return self.transcribe_many([audio], options)[0]
 
-    def transcribe_many(self, audios: list[Audio], options: TranscribeOptions) -> list[Transcript]:
-        """Transcribe several recordings, batching their chunks together on the model."""
-        chunks = [
-            _Chunk(i, start, end)
-            for i, audio in enumerate(audios)
-            for start, end in _merge_close(self._speech_regions(audio, options))
+    def transcribe_many(
+        self,
+        audios: list[Audio],
+        options: TranscribeOptions,
+        speech: list[list[tuple[float, float]]] | None = None,
+    ) -> list[Transcript]:
+        """Transcribe several recordings, their windows batched together on the model.
+
+        ``speech``: each recording's speech regions, when the caller found them already.
+        """
+        if speech is None:
+            speech = [self.speech_regions(audio, options) for audio in audios]
+        utterances = [[Utterance(i, s, e) for s, e in regions] for i, regions in enumerate(speech)]
+        windows = [w for audio, mine in zip(audios, utterances) for w in pack(mine, audio.duration)]
+        results: list[Result] = []
+        for start in range(0, len(windows), WAVE_WINDOWS):
+            results += _Wave(self, audios, options).run(windows[start : start + WAVE_WINDOWS])
+        return [
+            self._assemble(audio, mine, [r for r in results if r.window.item == item], options)
+            for item, (audio, mine) in enumerate(zip(audios, utterances))
         ]
-        for batch in _batches(chunks, options.batch_size):
-            encoded = self._encode(audios, batch)
-            self._assign_languages(batch, encoded, options)
-            self._decode(audios, batch, encoded, options)
-        return [self._assemble(i, audio, chunks, options) for i, audio in enumerate(audios)]
 
-    # ---- stages -------------------------------------------------------------------------
+    def chinese_embeddings(
+        self, audio: Audio, options: TranscribeOptions | None = None
+    ) -> list[tuple[Utterance, np.ndarray]]:
+        """What the dialect probe sees: the mean encoder frame of each utterance the detector
+        calls Chinese, windows packed and encoded as for transcription (to train a probe)."""
+        options = (options or TranscribeOptions()).with_(language="auto")
+        utterances = [Utterance(0, s, e) for s, e in self.speech_regions(audio, options)]
+        wave = _Wave(self, [audio], options)
+        out = []
+        for e in wave._encode(pack(utterances, audio.duration)):
+            for u in e.window.utterances:
+                start, end = wave._detect(e, u)
+                if u.language == "zh":
+                    out.append((u, self.backend.embedding(e.encoded, e.row, start, end)))
+        return out
 
-    def _speech_regions(self, audio: Audio, options: TranscribeOptions) -> list[tuple[float, float]]:
+    def speech_regions(self, audio: Audio, options: TranscribeOptions) -> list[tuple[float, float]]:
         if audio.duration == 0:
             return []
         if not options.vad:
-            windows = [
-                (float(start), min(float(start) + CHUNK_SECONDS, audio.duration))
-                for start in np.arange(0, audio.duration, CHUNK_SECONDS)
+            step = WINDOW_SECONDS - 1
+            regions = [
+                (float(s), min(float(s) + step, audio.duration))
+                for s in np.arange(0, audio.duration, step)
             ]
             # Without VAD, still never decode digital silence: Whisper invents text there.
-            return [w for w in windows if not guards.is_digital_silence(audio.slice(*w))]
-        vad = VadOptions(
-            min_silence_duration_ms=500, speech_pad_ms=200, max_speech_duration_s=CHUNK_SECONDS - 1
+            return [r for r in regions if not guards.is_digital_silence(audio.slice(*r))]
+        return speech_timestamps(
+            _audible(audio.samples), VAD_THRESHOLD, VAD_MIN_SILENCE_MS, VAD_PAD_MS, WINDOW_SECONDS - 1
         )
-        return [
-            (ts["start"] / SAMPLE_RATE, ts["end"] / SAMPLE_RATE)
-            for ts in get_speech_timestamps(audio.samples, vad)
-        ]
-
-    def _encode(self, audios: list[Audio], chunks: list[_Chunk]) -> np.ndarray:
-        """The encoder output of each chunk's 30 s window, on the CPU (so it can be sub-batched)."""
-        features = np.stack([self._features(audios[c.item], c) for c in chunks])
-        encoded = self.model.model.encode(ctranslate2.StorageView.from_array(features), to_cpu=True)
-        return np.asarray(encoded)
-
-    def _features(self, audio: Audio, chunk: _Chunk) -> np.ndarray:
-        samples = audio.slice(chunk.start, chunk.end)
-        return pad_or_trim(self.model.feature_extractor(samples)[..., :-1])
-
-    def _assign_languages(
-        self, chunks: list[_Chunk], encoded: np.ndarray, options: TranscribeOptions
-    ) -> None:
-        if options.language != "auto" or not self.multilingual:
-            language = options.language if self.multilingual else "en"
-            for chunk in chunks:
-                chunk.language = language
-            return
-        detected = self.model.model.detect_language(ctranslate2.StorageView.from_array(encoded))
-        for chunk, scores in zip(chunks, detected):
-            probabilities = [(token[2:-2], p) for token, p in scores]
-            chunk.language, chunk.language_probability = restrict_language(
-                probabilities, options.candidate_languages
-            )
-            chunk.tonal_lean = tonality(dict(probabilities))
-
-    def _decode(
-        self, audios: list[Audio], chunks: list[_Chunk], encoded: np.ndarray, options: TranscribeOptions
-    ) -> None:
-        """Decode one batch of chunks from their encoder output (row i belongs to chunks[i])."""
-        rows = dict(zip(chunks, encoded))
-        # Chunks the acoustic scores call Chinese: decode under a Cantonese prompt first, unless
-        # the user fixed Mandarin, or the model can write Cantonese with its own token.
-        candidates_yue = options.language == "auto" and "yue" in options.candidate_languages
-        cantonese_first = []
-        for chunk in chunks:
-            if chunk.language == "yue" and not self.has_yue_token:
-                chunk.language = "zh"
-                cantonese_first.append(chunk)
-            elif chunk.language == "zh" and candidates_yue and not self.has_yue_token:
-                cantonese_first.append(chunk)
-        others = [c for c in chunks if c not in cantonese_first]
-        self._run(audios, others, rows, options, dialect_prompt=None)
-        if not cantonese_first:
-            return
-        # Unless the user fixed Cantonese, this decode is also a probe. A chunk that loops in it is
-        # first judged as it is, and rescued by temperature fallback (the costliest path, which
-        # a tongue twister can spend half a minute in) only if that judgement is Cantonese.
-        probing = options.language != "yue"
-        self._run(
-            audios, cantonese_first, rows, options, dialect_prompt=CANTONESE_PROMPT,
-            fallback=not probing,
-        )
-        if not probing:
-            for chunk in cantonese_first:
-                chunk.language = "yue"
-            return
-        # Chunks whose Cantonese decode and tonality do not make the case are Mandarin: decode
-        # them again without the Cantonese prompt.
-        mandarin = []
-        for chunk in cantonese_first:
-            if chunk.looped and _sounds_cantonese(chunk):
-                # Judged again on the fallback's text: a loop of one marker proves little.
-                prompt = _join_prompt(CANTONESE_PROMPT, options)
-                audio = audios[chunk.item]
-                raw = self._fallback(audio, chunk, options, prompt)
-                self._accept(audio, chunk, raw, options, prompt, fallback=False)
-            if _sounds_cantonese(chunk):
-                chunk.language = "yue"
-            else:
-                chunk.language = "zh"
-                mandarin.append(chunk)
-        self._run(audios, mandarin, rows, options, dialect_prompt=None)
-
-    def _run(
-        self,
-        audios: list[Audio],
-        chunks: list[_Chunk],
-        rows: dict[_Chunk, np.ndarray],
-        options: TranscribeOptions,
-        dialect_prompt: str | None,
-        fallback: bool = True,
-    ) -> None:
-        """Decode chunks grouped by the language token their prompt needs.
-
-        `rows` holds the encoder output of the chunks; a continuation (the rest of a chunk whose
-        decode stopped early) starts a new window and is encoded afresh.
-        """
-        by_language: dict[str, list[_Chunk]] = defaultdict(list)
-        for chunk in chunks:
-            by_language[chunk.language].append(chunk)
-        for language, group in by_language.items():
-            prompt = _join_prompt(dialect_prompt, options)
-            tokenizer = Tokenizer(
-                self.model.hf_tokenizer, self.multilingual, task="transcribe", language=language
-            )
-            decode_options = self._decode_options(options, prompt, tokenizer)
-            pending = group
-            for _ in range(1 + MAX_CONTINUATIONS):
-                continuations = []
-                for batch in _batches(pending, options.batch_size):
-                    if all(chunk in rows for chunk in batch):
-                        encoded = np.stack([rows[chunk] for chunk in batch])
-                    else:  # continuations
-                        encoded = self._encode(audios, batch)
-                    metadata = [{"offset": c.start, "duration": c.duration} for c in batch]
-                    outputs = self.batched.forward(
-                        ctranslate2.StorageView.from_array(encoded), tokenizer, metadata,
-                        decode_options,
-                    )
-                    for chunk, raw_segments in zip(batch, outputs):
-                        self._accept(
-                            audios[chunk.item], chunk, raw_segments, options, prompt, fallback
-                        )
-                        rest = _continuation(chunk, raw_segments)
-                        if rest is not None:
-                            continuations.append(rest)
-                if not continuations:
-                    break
-                pending = continuations
-
-    def _decode_options(
-        self, options: TranscribeOptions, prompt: str | None, tokenizer: Tokenizer
-    ) -> TranscriptionOptions:
-        return TranscriptionOptions(
-            beam_size=options.beam_size,
-            best_of=5,
-            patience=1.0,
-            length_penalty=1.0,
-            repetition_penalty=1.0,
-            no_repeat_ngram_size=0,
-            log_prob_threshold=guards.LOGPROB_THRESHOLD,
-            no_speech_threshold=guards.NO_SPEECH_THRESHOLD,
-            compression_ratio_threshold=guards.COMPRESSION_RATIO_THRESHOLD,
-            condition_on_previous_text=False,
-            prompt_reset_on_temperature=0.5,
-            temperatures=[0.0],
-            initial_prompt=prompt,
-            prefix=None,
-            suppress_blank=True,
-            suppress_tokens=[-1],
-            without_timestamps=False,
-            max_initial_timestamp=0.0,
-            # Always on: the Cantonese/Mandarin decision weighs each word's probability.
-            word_timestamps=True,
-            prepend_punctuations="\"'“¿([{-",
-            append_punctuations="\"'.。,，!！?？:：”)]}、",
-            multilingual=False,
-            max_new_tokens=None,
-            clip_timestamps="0",
-            hallucination_silence_threshold=None,
-            hotwords=options.hotwords,
-        )
-
-    def _accept(
-        self,
-        audio: Audio,
-        chunk: _Chunk,
-        raw_segments: list[dict],
-        options: TranscribeOptions,
-        prompt: str | None,
-        fallback: bool = True,
-    ) -> None:
-        """Turn one chunk's decoder output into Segments, re-decoding it (with `fallback`) if it
-        ran away, else marking it `looped`."""
-        text = "".join(s["text"] for s in raw_segments)
-        if text.strip() and get_compression_ratio(text) > guards.COMPRESSION_RATIO_THRESHOLD:
-            if fallback:
-                raw_segments = self._fallback(audio, chunk, options, prompt)
-            else:
-                (chunk.parent or chunk).looped = True
-        segments = []
-        for raw in raw_segments:
-            seg_text = guards.collapse_repetitions(raw["text"].strip())
-            if not seg_text or guards.is_silence(raw["no_speech_prob"], raw["avg_logprob"]):
-                continue
-            if prompt and guards.echoes_prompt(seg_text, [prompt]):
-                continue
-            words = [
-                Word(
-                    start=round(w["start"], 3),
-                    end=round(w["end"], 3),
-                    text=w["word"],
-                    probability=round(w["probability"], 4),
-                )
-                for w in raw.get("words") or []
-            ]
-            segments.append(
-                Segment(
-                    start=round(max(raw["start"], chunk.start), 3),
-                    end=round(min(raw["end"], chunk.end), 3),
-                    text=seg_text,
-                    language=chunk.language,
-                    words=words,
-                    avg_logprob=round(raw["avg_logprob"], 4),
-                    no_speech_prob=round(raw["no_speech_prob"], 4),
-                )
-            )
-        if chunk.parent is None:
-            chunk.segments = segments
-        else:
-            chunk.parent.segments.extend(segments)
-
-    def _fallback(
-        self, audio: Audio, chunk: _Chunk, options: TranscribeOptions, prompt: str | None
-    ) -> list[dict]:
-        """Decode one chunk again with temperature fallback (faster-whisper's sequential path)."""
-        segments, _ = self.model.transcribe(
-            audio.slice(chunk.start, chunk.end),
-            language=chunk.language,
-            beam_size=options.beam_size,
-            initial_prompt=prompt,
-            hotwords=options.hotwords,
-            temperature=FALLBACK_TEMPERATURES,
-            word_timestamps=options.word_timestamps,
-            condition_on_previous_text=False,
-            vad_filter=False,
-        )
-        raw = [
-            {
-                "text": s.text,
-                "start": s.start + chunk.start,
-                "end": s.end + chunk.start,
-                "avg_logprob": s.avg_logprob,
-                "no_speech_prob": s.no_speech_prob,
-                "words": [
-                    {
-                        "word": w.word,
-                        "start": w.start + chunk.start,
-                        "end": w.end + chunk.start,
-                        "probability": w.probability,
-                    }
-                    for w in s.words or []
-                ],
-            }
-            for s in segments
-        ]
-        # Even if every temperature still loops, faster-whisper's own pick among its attempts is
-        # a better start than the looping greedy decode; repetitions are collapsed afterwards.
-        return raw
 
     def _assemble(
-        self, item: int, audio: Audio, chunks: list[_Chunk], options: TranscribeOptions
+        self, audio: Audio, utterances: list[Utterance], results: list[Result],
+        options: TranscribeOptions,
     ) -> Transcript:
-        segments = []
-        for chunk in sorted((c for c in chunks if c.item == item), key=lambda c: c.start):
-            for segment in chunk.segments:
-                segment.language = chunk.language  # decided after decoding for Chinese chunks
-                if options.word_timestamps:
-                    _tag_word_languages(segment)
-                else:
-                    segment.words = []
-                segments.append(apply_script(segment, options.script, options.mandarin_script))
+        segments = sorted((s for r in results for s in r.segments), key=lambda s: s.start)
+        for segment in segments:
+            if options.word_timestamps:
+                tag_word_languages(segment)
+            else:
+                segment.words = []
+            apply_script(segment, options.script, options.mandarin_script)
         speech_time: dict[str, float] = defaultdict(float)
         for segment in segments:
             speech_time[segment.language] += segment.duration
@@ -420,57 +180,238 @@ class WhisperEngine:
             model=self.model_options.model,
             languages=sorted(speech_time, key=speech_time.get, reverse=True),
             options=options.to_dict(),
+            dropped=[
+                Dropped(round(u.start, 3), round(u.end, 3), u.drop_reason or "empty")
+                for u in utterances
+                if not any(s.end > u.start and s.start < u.end for s in segments)
+            ],
         )
 
 
-def _sounds_cantonese(chunk: _Chunk) -> bool:
-    """Whether a chunk decoded under the Cantonese prompt makes the case for Cantonese."""
-    words = [(w.text, w.probability) for s in chunk.segments for w in s.words]
-    score = cantonese_score(words, chunk.tonal_lean)
-    log.debug("chunk %.2f-%.2f of item %d: Cantonese score %.3f", chunk.start, chunk.end, chunk.item, score)
-    return score > CANTONESE_THRESHOLD
+class _Wave:
+    """One wave of windows through every stage (see the module doc)."""
+
+    def __init__(self, engine: WhisperEngine, audios: list[Audio], options: TranscribeOptions):
+        self.engine = engine
+        self.backend = engine.backend
+        self.audios = audios
+        self.options = options
+        self.decoder = Decoder(engine.backend, options.batch_size, self._token_language)
+        self.auto = options.language == "auto" and engine.multilingual
+        wants_yue = options.language == "yue" or (
+            self.auto and "yue" in options.candidate_languages
+        )
+        without_token = engine.multilingual and not engine.has_yue_token
+        # Cantonese is written under the Cantonese prompt where the model has no token for it;
+        # and, lacking a probe too, it is told from Mandarin by what that prompt makes it write.
+        self.prompted_cantonese = wants_yue and without_token
+        self.weigh_words = self.prompted_cantonese and self.auto and engine.dialect_probe is None
+        self.words = options.word_timestamps or options.diarize or self.weigh_words
+
+    def run(self, windows: list[Window]) -> list[Result]:
+        encoded = self._encode(windows)
+        self._decide_languages(encoded)
+        encoded = self._split(encoded)
+        decoded = self._decode(encoded)
+        if self.weigh_words:
+            decoded = self._weigh_dialects(decoded, encoded)
+        return self._rescue([self._result(d) for d in decoded])
+
+    # ---- languages ----------------------------------------------------------------------
+
+    def _decide_languages(self, encoded: list[EncodedWindow]) -> None:
+        """Each utterance's language; without a `<|yue|>` token, Chinese is detected as `zh`
+        and Cantonese told apart by the dialect probe, when the model has one."""
+        if not self.auto:
+            fixed = self.options.language if self.engine.multilingual else "en"
+            for e in encoded:
+                for u in e.window.utterances:
+                    u.language = fixed
+            return
+        probe = self.engine.dialect_probe if self.prompted_cantonese else None
+        for e in encoded:
+            for u in e.window.utterances:
+                start, end = self._detect(e, u)
+                if u.language != "zh":
+                    continue
+                if probe is not None:
+                    embedding = self.backend.embedding(e.encoded, e.row, start, end)
+                    cantonese, u.dialect_score = probe.is_cantonese(embedding)
+                    u.language = "yue" if cantonese else "zh"
+                elif self.weigh_words:
+                    u.language = "yue"  # for now: weighed once decoded under the prompt
+
+    def _detect(self, e: EncodedWindow, u: Utterance) -> tuple[float, float]:
+        """The detector on an utterance's frames, restricted to the candidate languages;
+        returns the utterance's span in window time."""
+        start, end = e.window.to_window(u.start), e.window.to_window(u.end)
+        u.scores = self.backend.detect(e.encoded, e.row, start, end)
+        u.language, u.language_probability = restrict_language(
+            sorted(u.scores.items(), key=lambda kv: -kv[1]), self.options.candidate_languages
+        )
+        return start, end
+
+    def _split(self, encoded: list[EncodedWindow]) -> list[EncodedWindow]:
+        """Windows whose utterances differ in language cut into runs, encoded afresh."""
+        kept, parts = [], []
+        for e in encoded:
+            pieces = split_by(e.window, lambda u: u.language, self._duration(e.window))
+            if len(pieces) == 1:
+                kept.append(e)
+            parts += pieces if len(pieces) > 1 else []
+        for e in kept:
+            e.window.language = e.window.utterances[0].language
+        for part in parts:
+            part.language = part.utterances[0].language
+        return kept + self._encode(parts)
+
+    def _weigh_dialects(self, decoded: list[Decoded], encoded: list[EncodedWindow]) -> list[Decoded]:
+        """Without a probe: weigh each Chinese utterance by the Cantonese words the prompt let
+        the model write; windows that turn out Mandarin are decoded again without it."""
+        by_window = {id(e.window): e for e in encoded}
+        settled, same_audio, parts = [], [], []
+        for d in decoded:
+            window = d.window
+            if window.language != "yue":
+                settled.append(d)
+                continue
+            for u in window.utterances:
+                decision = decide_dialect(_words_of(u, d), u.scores)
+                u.dialect_score = decision.score
+                u.language = "yue" if decision.cantonese else "zh"
+            pieces = split_by(window, lambda u: u.language, self._duration(window))
+            if len(pieces) == 1 and window.utterances[0].language == "yue":
+                settled.append(d)
+            elif len(pieces) == 1:
+                window.language = "zh"
+                same_audio.append(by_window[id(window)])
+            else:
+                for piece in pieces:
+                    piece.language = piece.utterances[0].language
+                parts += pieces
+        return settled + self._decode(same_audio + self._encode(parts))
+
+    # ---- model stages -------------------------------------------------------------------
+
+    def _encode(self, windows: list[Window]) -> list[EncodedWindow]:
+        out = []
+        size = self.options.batch_size
+        for start in range(0, len(windows), size):
+            batch = windows[start : start + size]
+            features = np.stack([self._features(w) for w in batch])
+            encoded = self.backend.encode(features)
+            out += [EncodedWindow(w, encoded, row) for row, w in enumerate(batch)]
+        return out
+
+    def _features(self, window: Window) -> np.ndarray:
+        audio = self.audios[window.item]
+        samples = np.concatenate([audio.slice(start, end) for start, end in window.spans])
+        return self.backend.features(samples)
+
+    def _decode(self, encoded: list[EncodedWindow], sample_loops: bool = False) -> list[Decoded]:
+        if not encoded:
+            return []
+        prompts = [self._prompt_tokens(e.window) for e in encoded]
+        return self.decoder.decode(
+            encoded, prompts, self.options.beam_size, self.words, sample_loops
+        )
+
+    def _prompt_text(self, window: Window) -> str | None:
+        cantonese = window.language == "yue" and self.prompted_cantonese
+        parts = [CANTONESE_PROMPT if cantonese else None, self.options.prompt,
+                 "、".join(self.options.glossary) or None]
+        return " ".join(p for p in parts if p) or None
+
+    def _prompt_tokens(self, window: Window) -> list[int]:
+        text = self._prompt_text(window)
+        previous = self.backend.text_tokens(text) if text else []
+        return self.backend.prompt(self._token_language(window), previous, self.options.hotwords)
+
+    def _token_language(self, window: Window) -> str:
+        """The language token a window is decoded with (Cantonese as `zh` without `<|yue|>`)."""
+        language = window.language or "en"
+        return "zh" if language == "yue" and not self.engine.has_yue_token else language
+
+    # ---- results ------------------------------------------------------------------------
+
+    def _result(self, decoded: Decoded) -> Result:
+        window = decoded.window
+        if decoded.silent:
+            return Result.drop(window, "no-speech")
+        prompt = self._prompt_text(window)
+        result, echoed = Result(window, []), False
+        for raw in decoded.segments:
+            written = raw["text"].strip()
+            text = guards.collapse_repetitions(written)
+            if not text:
+                continue
+            if prompt and guards.echoes_prompt(text, [prompt]):
+                echoed = True
+                continue
+            segment = segment_of(window, raw, text, decoded.generation)
+            result.segments.append(segment)
+            if text != written:  # a runaway repetition was cut out of it
+                result.looped.append(segment)
+        if not result.segments:
+            return Result.drop(window, "prompt-echo" if echoed else "empty")
+        return result
+
+    def _rescue(self, results: list[Result]) -> list[Result]:
+        """Speech a window's decode skipped, or wrote as a repetition loop, decoded again on its
+        own (once). A loop is replaced only by a decode that does not loop."""
+        windows, replaced = [], []
+        for result in results:
+            for utterance, start, end, looped in retries(result):
+                piece = Utterance(utterance.item, start, end, utterance.language, parent=utterance)
+                [window] = windows_for([[piece]], self._duration(result.window), start, end)
+                window.language = result.window.language
+                windows.append(window)
+                replaced.append((result, looped))
+        rescued = [
+            self._result(d) for d in self._decode(self._encode(windows), sample_loops=True)
+        ]
+        kept = []
+        for (result, looped), rescue in zip(replaced, rescued):
+            if looped is None:
+                kept.append(rescue)
+            elif _replaces(rescue, looped):
+                result.segments.remove(looped)
+                kept.append(rescue)
+        return results + kept
+
+    def _duration(self, window: Window) -> float:
+        return self.audios[window.item].duration
 
 
-def _tag_word_languages(segment: Segment) -> None:
-    """In Chinese segments, mark Latin-script words as English (code-switching)."""
-    if segment.language in ("zh", "yue"):
-        for word in segment.words:
-            if is_latin_word(word.text):
-                word.language = "en"
+def _audible(samples: np.ndarray) -> np.ndarray:
+    """The samples, raised to SPEECH_DBFS when their speech level is under QUIET_DBFS. The level
+    is the 95th percentile of 100 ms RMS: loud enough to be speech, robust to a click."""
+    blocks = samples[: len(samples) // 1600 * 1600].reshape(-1, 1600)
+    if not len(blocks):
+        return samples
+    level = float(np.percentile(np.sqrt(np.mean(np.square(blocks, dtype=np.float64), axis=1)), 95))
+    if level <= 0 or 20 * np.log10(level) >= QUIET_DBFS:
+        return samples
+    gain = 10 ** (SPEECH_DBFS / 20) / level
+    return np.clip(samples * gain, -1.0, 1.0).astype(np.float32)
 
 
-def _merge_close(regions: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Join speech regions less than MERGE_GAP_S apart, as long as the result fits a window."""
-    merged: list[tuple[float, float]] = []
-    for start, end in regions:
-        if merged and start - merged[-1][1] <= MERGE_GAP_S and end - merged[-1][0] <= CHUNK_SECONDS:
-            merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((start, end))
-    return merged
+def _replaces(rescue: Result, looped: Segment) -> bool:
+    """Whether a stretch decoded again is worth more than the collapsed loop it would replace:
+    sound (no loop, not unsure) and with more to say."""
+    if not rescue.segments or rescue.looped:
+        return False
+    sure = all((s.avg_logprob or 0.0) >= guards.LOGPROB_THRESHOLD for s in rescue.segments)
+    return sure and sum(len(s.text) for s in rescue.segments) > len(looped.text)
 
 
-def _continuation(chunk: _Chunk, raw_segments: list[dict]) -> _Chunk | None:
-    """The undecoded rest of a chunk whose decode ended well before the chunk did."""
-    if not raw_segments:
-        return None  # nothing decoded at all: silence or noise, not an early stop
-    stopped = max(raw["end"] for raw in raw_segments)
-    if chunk.end - stopped < CONTINUE_AFTER_S:
-        return None
-    root = chunk.parent or chunk
-    return _Chunk(
-        chunk.item, stopped, chunk.end, chunk.language, chunk.language_probability,
-        chunk.tonal_lean, parent=root,
-    )
-
-
-def _batches(items: list, size: int):
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def _join_prompt(dialect_prompt: str | None, options: TranscribeOptions) -> str | None:
-    parts = [dialect_prompt, options.prompt, "、".join(options.glossary) or None]
-    text = " ".join(p for p in parts if p)
-    return text or None
-
+def _words_of(utterance: Utterance, decoded: Decoded) -> list[tuple[str, float]]:
+    """(text, probability) of the decoded words that fall in ``utterance``."""
+    window = decoded.window
+    return [
+        (w["word"], w["probability"])
+        for s in decoded.segments
+        for w in s.get("words", [])
+        if utterance_at(window.utterances, window.to_source(w["start"]), window.to_source(w["end"]))
+        is utterance
+    ]

@@ -30,6 +30,10 @@ MANDARIN_MARKERS = frozenset("的了是在不这這那们們么麼说說没沒�
 # "呢" (Cantonese "this") and "吧" are shared; they stay out of both lists' scores.
 _SHARED = frozenset("呢吧")
 
+# Written in colloquial Cantonese, so the model may write the particles it hears.
+CANTONESE_PROMPT = "以下係廣東話嘅句子，佢哋喺度講緊嘢。"
+CANTONESE_THRESHOLD = 0.0
+
 MARKER_PIVOT = 0.5  # a marker written with higher probability than this counts for Cantonese
 TONAL_WEIGHT = 0.5
 
@@ -70,6 +74,18 @@ def cantonese_score(words: list[tuple[str, float]], tonal_lean: float) -> float:
         if char in CANTONESE_MARKERS
     )
     return markers + TONAL_WEIGHT * tonal_lean
+
+
+@dataclass(frozen=True)
+class DialectDecision:
+    score: float
+    cantonese: bool
+
+
+def decide_dialect(words: list[tuple[str, float]], scores: dict[str, float]) -> DialectDecision:
+    """Cantonese or Mandarin for one utterance decoded under the Cantonese prompt."""
+    score = cantonese_score(words, tonality(scores))
+    return DialectDecision(score, score > CANTONESE_THRESHOLD)
 
 
 def dialect_evidence(text: str) -> DialectEvidence:

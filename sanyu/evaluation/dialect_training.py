@@ -1,0 +1,64 @@
+"""Training the Cantonese/Mandarin probe (sanyu.transcribe.dialect) on labelled clips.
+
+    python -m sanyu.evaluation.dialect_training ../shared/eval --out probe.json [--fold A]
+
+Every utterance of a `yue` or `zh` clip that the detector calls Chinese is one example,
+labelled by its clip's language; `--fold` keeps only the clips of one fold of FOLDS.tsv (the
+other fold is then fit to report on).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from sanyu.audio import decode_audio
+from sanyu.evaluation.dataset import Clip, load_clips
+from sanyu.evaluation.folds import read_folds
+from sanyu.models.cache import sha256_file
+from sanyu.options import ModelOptions
+from sanyu.transcribe.dialect import DialectProbe, fit
+from sanyu.transcribe.engine import WhisperEngine
+
+
+def examples(engine: WhisperEngine, clips: list[Clip]) -> tuple[np.ndarray, np.ndarray]:
+    """(embeddings, is-Cantonese) of every Chinese utterance of ``clips``."""
+    x, y = [], []
+    for clip in clips:
+        if clip.language not in ("yue", "zh"):
+            continue
+        for _, embedding in engine.chinese_embeddings(decode_audio(clip.path)):
+            x.append(embedding)
+            y.append(clip.language == "yue")
+    return np.array(x), np.array(y)
+
+
+def train(engine: WhisperEngine, clips: list[Clip]) -> DialectProbe:
+    """A probe for ``engine``'s model, fit on ``clips``."""
+    weights = Path(engine.model_path) / "model.bin"
+    models = ((sha256_file(weights), weights.stat().st_size),) if weights.is_file() else ()
+    x, y = examples(engine, clips)
+    return fit(x, y, models)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", help="clips laid out like ../shared/eval")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--model", default="base")
+    parser.add_argument("--fold", help="train on this fold of FOLDS.tsv only")
+    args = parser.parse_args(argv)
+    clips = load_clips(args.root, ("zh", "yue"))
+    if args.fold:
+        folds = read_folds(Path(args.root) / "FOLDS.tsv")
+        clips = [c for c in clips if folds.get(c.relative) == args.fold]
+    engine = WhisperEngine(ModelOptions(model=args.model))
+    probe = train(engine, clips)
+    Path(args.out).write_text(probe.to_json() + "\n")
+    print(f"{args.out}: {len(clips)} clips, threshold {probe.threshold:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""`sanyu eval --folds`: every fold scored with settings fit on the other fold, never its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sanyu.api import Transcriber
+from sanyu.evaluation.dataset import load_clips
+from sanyu.evaluation.dialect_training import train
+from sanyu.evaluation.folds import read_folds, split
+from sanyu.evaluation.runner import (
+    ClipResult,
+    LanguageIdResult,
+    evaluate_clips,
+    evaluate_language_id,
+)
+from sanyu.options import TranscribeOptions
+
+
+@dataclass
+class FoldResult:
+    """One fold's clips scored with settings chosen on the other fold."""
+
+    fold: str
+    trained_on: str  # the fold the dialect probe was fit on ("" when none was fit)
+    results: list[ClipResult]
+    language_id: LanguageIdResult | None
+
+
+def evaluate_folds(
+    root: str | Path,
+    folds_path: str | Path,
+    transcriber: Transcriber,
+    options: TranscribeOptions,
+    baseline: bool = True,
+    language_id: bool = True,
+    languages: tuple[str, ...] = ("en", "zh", "yue"),
+    progress=None,
+) -> list[FoldResult]:
+    """Each fold scored with the dialect probe fit on the other fold's clips (never on its own),
+    side by side with plain faster-whisper; its language ID on a join of its own clips."""
+    engine = transcriber.engine
+    shipped = engine.dialect_probe
+    clips = [c for c in load_clips(root, languages) if c.reference]
+    by_fold = split(clips, read_folds(folds_path))
+    out = []
+    try:
+        for fold, mine in by_fold.items():
+            others = [c for f, fold_clips in by_fold.items() if f != fold for c in fold_clips]
+            trained_on = ""
+            if shipped is not None:  # a model the probe applies to: refit without this fold
+                engine.dialect_probe = train(engine, others)
+                trained_on = ",".join(f for f in by_fold if f != fold)
+            results = evaluate_clips(mine, transcriber, options, baseline, progress)
+            joined = (
+                evaluate_language_id(root, transcriber, options, clips=mine) if language_id else None
+            )
+            out.append(FoldResult(fold, trained_on, results, joined))
+    finally:
+        engine.dialect_probe = shipped
+    return out

@@ -1,0 +1,106 @@
+"""From decoded windows to transcript segments: source times, kept text, and skipped speech."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sanyu.schema import Segment, Word
+from sanyu.transcribe.language import is_latin_word
+from sanyu.transcribe.whisper import Generation
+from sanyu.transcribe.windows import Utterance, Window, utterance_at
+
+# Speech with no text for this long, inside an utterance that has some, is decoded again.
+RESCUE_SECONDS = 2.0
+# A looped segment this long is decoded again on its own.
+LOOP_RETRY_SECONDS = 1.0
+
+
+@dataclass
+class Result:
+    """One decoded window's kept segments, in source time."""
+
+    window: Window
+    segments: list[Segment]
+    # Kept segments whose decode was a repetition loop (their text collapsed): decoded again on
+    # their own, and replaced if that decode is sound.
+    looped: list[Segment] = field(default_factory=list)
+
+    @classmethod
+    def drop(cls, window: Window, reason: str) -> Result:
+        """A window that gave no text; its utterances remember the guard that dropped them."""
+        for u in window.utterances:
+            (u.parent or u).drop_reason = reason
+        return cls(window, [])
+
+
+def segment_of(window: Window, raw: dict, text: str, generation: Generation | None) -> Segment:
+    """A transcript segment from one decoded segment of ``window`` (window times mapped back)."""
+    words = [
+        Word(
+            start=round(float(window.to_source(w["start"])), 3),
+            end=round(float(window.to_source(w["end"])), 3),
+            text=w["word"],
+            probability=round(float(w["probability"]), 4),
+        )
+        for w in raw.get("words") or []
+    ]
+    start, end = float(window.to_source(raw["start"])), float(window.to_source(raw["end"]))
+    language = window.language or "en"
+    if language in ("zh", "yue") and text.isascii() and any(c.isalpha() for c in text):
+        language = "en"  # English speech in a Chinese window comes out in Latin letters
+    return Segment(
+        start=round(max(start, window.start), 3),
+        end=round(min(max(end, start), window.end), 3),
+        text=text,
+        language=language,
+        words=words,
+        avg_logprob=round(generation.avg_logprob, 4) if generation else None,
+        no_speech_prob=round(generation.no_speech_prob, 4) if generation else None,
+    )
+
+
+def retries(result: Result) -> list[tuple[Utterance, float, float, Segment | None]]:
+    """What to decode again on its own: speech no segment covers, and looped segments (with
+    the segment each would replace)."""
+    window = result.window
+    out: list[tuple[Utterance, float, float, Segment | None]] = [
+        (u, start, end, None) for u, start, end in uncovered(result)
+    ]
+    for segment in result.looped:
+        u = utterance_at(window.utterances, segment.start, segment.end)
+        start, end = max(segment.start, u.start), min(segment.end, u.end)
+        if end - start >= LOOP_RETRY_SECONDS:
+            out.append((u, start, end, segment))
+    return out
+
+
+def uncovered(result: Result) -> list[tuple[Utterance, float, float]]:
+    """Speech of a window that none of its segments covers: a whole utterance without text
+    (when the window held others, so that decoding it alone is another decode), or
+    RESCUE_SECONDS of one."""
+    window = result.window
+    out = []
+    for u in window.utterances:
+        spans = sorted(
+            (max(s.start, u.start), min(s.end, u.end))
+            for s in result.segments
+            if s.end > u.start and s.start < u.end
+        )
+        if not spans:
+            if len(window.utterances) > 1:
+                out.append((u, u.start, u.end))
+            continue
+        cursor = u.start
+        for start, end in [*spans, (u.end, u.end)]:
+            if start - cursor >= RESCUE_SECONDS:
+                out.append((u, cursor, start))
+            cursor = max(cursor, end)
+    return out
+
+
+def tag_word_languages(segment: Segment) -> None:
+    """In Chinese segments, mark Latin-script words as English (code-switching)."""
+    if segment.language in ("zh", "yue"):
+        for word in segment.words:
+            if is_latin_word(word.text):
+                word.language = "en"
