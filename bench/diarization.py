@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from sanyu.audio import SAMPLE_RATE, Audio, decode_audio  # noqa: E402
-from sanyu.diarize import Diarizer  # noqa: E402
+from sanyu.diarize.pipeline import Diarizer  # noqa: E402
 from sanyu.evaluation.diarization import (  # noqa: E402
     cpwer,
     der_components,
