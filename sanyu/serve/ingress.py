@@ -144,7 +144,7 @@ class SanyuAPI:
 
     @api.get("/v1/stats")
     async def stats(self, request: Request) -> dict[str, Any]:
-        """How requests were batched on the replica that answers (for load tests)."""
+        """How requests were batched on the replica that answers, and its Ray node."""
         self.authorize(request)
         return await self.model.batch_stats.remote()
 

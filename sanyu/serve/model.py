@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+import ray
 from ray import serve
 
 from sanyu.adapters.ray_serve import bind_replica_grpc_to_loopback
@@ -53,6 +54,7 @@ class SanyuModel:
             # Ray sets OMP_NUM_THREADS to the replica's (fractional) CPUs; use the cores instead.
             model_options = replace(model_options, cpu_threads=_available_cpus())
         self.transcriber = Transcriber(model_options)
+        self.node = ray.get_runtime_context().get_node_id()  # reported by /v1/stats
         self.stats = BatchStats()
         self.coalescer = self._new_coalescer()
         self._loaded = threading.Event()
@@ -94,7 +96,7 @@ class SanyuModel:
         )
 
     def batch_stats(self) -> dict[str, Any]:
-        return {**self.stats.to_dict(), "waiting": self.coalescer.waiting}
+        return {**self.stats.to_dict(), "waiting": self.coalescer.waiting, "node": self.node}
 
     async def transcribe(self, audio: Audio, options: TranscribeOptions) -> Transcript:
         while not self._loaded.is_set():

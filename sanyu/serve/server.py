@@ -15,6 +15,7 @@ from collections.abc import Callable
 import ray
 from ray import serve
 
+from sanyu import runtime
 from sanyu.cluster import connect
 from sanyu.serve.application import build_app
 from sanyu.serve.config import ServeConfig
@@ -32,6 +33,7 @@ def start(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000, addres
     connect(address, forward_worker_logs=True)
     serve.start(
         proxy_location="HeadOnly",
+        logging_config={"log_level": runtime.current_log_level()},  # access lines at INFO
         http_options={
             "host": host,
             "port": port,
@@ -39,7 +41,8 @@ def start(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000, addres
             "request_timeout_s": config.request_timeout_s + 60,
         },
     )
-    serve.run(build_app(config), name=APP_NAME, route_prefix="/", blocking=False)
+    serve.run(build_app(config), name=APP_NAME, route_prefix="/", blocking=False,
+              logging_config={"log_level": runtime.current_log_level()})
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
 
