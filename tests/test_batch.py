@@ -302,6 +302,27 @@ def test_cli_exit_code_and_summary(ray_local, tmp_path):
     assert result.exit_code == 2 and "nowhere" in result.output
 
 
+def test_transcribe_and_batch_name_the_same_inputs_alike(ray_local, clips, tmp_path):
+    from click.testing import CliRunner
+
+    from sanyu.cli import main
+
+    inputs = tmp_path / "in"
+    for name in ("x/a.wav", "y/a.wav"):
+        (inputs / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(clips["en_speechrecognition_english"].path, inputs / name)
+    common = ["-f", "txt,json", "--beam-size", "1", "--language", "en"]
+    for command, extra in (("transcribe", []), ("batch", ["--no-progress"])):
+        result = CliRunner().invoke(main, [command, str(inputs), "-o", str(tmp_path / command), *common, *extra])
+        assert result.exit_code == 0, result.output
+
+    def transcripts(out: Path) -> list[str]:
+        return sorted(p.name for p in out.iterdir() if p.suffix in (".txt", ".json") and p.name != "summary.json")
+
+    assert transcripts(tmp_path / "transcribe") == transcripts(tmp_path / "batch")
+    assert len(transcripts(tmp_path / "batch")) == 4
+
+
 # ---- kill -9 and resume ----------------------------------------------------------------------
 
 

@@ -452,7 +452,11 @@ def test_job_on_a_two_minute_recording(server):
     assert done["outputs"]["location"] == str(location)
     storage = Storage(location)
     stem = done["stem"]
-    assert stem.startswith("meeting-")
+    from sanyu.inputs import list_inputs
+
+    # the name `sanyu transcribe` and `sanyu batch` give the same file listed from the input root
+    [listed] = [item for item in list_inputs(str(server.inputs)) if item.uri.endswith("/meeting.wav")]
+    assert stem == listed.stem and stem.startswith("meeting-")
     transcript = storage.read_transcript(stem=stem)
     assert transcript.text == result["text"]
     assert storage.is_done(stem, done["key"], ["json", "srt"])
@@ -512,6 +516,11 @@ def test_job_from_an_upload_and_refused_uris(server, tmp_path):
     done = _wait_for_job(server, job_id)
     assert done["status"] == "done", done
     assert done["input"] == {"kind": "upload", "name": "numbers.wav"}
+    from sanyu.inputs import list_inputs
+
+    lone = tmp_path / "numbers.wav"  # the name `sanyu transcribe numbers.wav` gives
+    lone.write_bytes(clip.read_bytes())
+    assert done["stem"] == list_inputs(str(lone))[0].stem
     assert done["result"]["text"].strip()
     record = json.loads((server.output / job_id / "_sanyu" / "job.json").read_text())
     assert record["status"] == "done" and record["outputs"]["files"]
@@ -650,3 +659,27 @@ def test_text_is_refused_before_ffmpeg_and_cli_maps_options(tmp_path, monkeypatc
     assert config.max_upload_bytes == 5 * 2**20 and config.input_roots == (str(tmp_path),)
     assert config.max_batch_size == 4 and config.default_options.language == "yue"
     assert CliRunner().invoke(main, ["serve", "--replicas", "many"]).exit_code != 0
+
+
+def test_serve_run_arguments_build_the_application():
+    """What `serve run sanyu.serve:app key=value ...` does with its arguments (Serve's own call)."""
+    import inspect
+
+    from pydantic import ValidationError
+    from ray.serve import Application
+    from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
+
+    import sanyu.serve
+    from sanyu.serve import ServeConfig
+
+    assert inspect.signature(sanyu.serve.app).parameters["args"].annotation is ServeConfig
+    app = call_user_app_builder_with_args_if_necessary(
+        sanyu.serve.app, {"model": "base", "replicas": "2", "diarize": "true", "input_roots": "/a,/b"})
+    assert isinstance(app, Application)
+    for bad in ({"modle": "base"}, {"replicas": "many"}, {"script": "klingon"}):
+        with pytest.raises(ValidationError):
+            call_user_app_builder_with_args_if_necessary(sanyu.serve.app, bad)
+    config = ServeConfig.model_validate({"replicas": "2", "diarize": "true", "input_roots": "/a,/b",
+                                         "speaker_names": "Chan,Lee"})
+    assert (config.replicas, config.default_options.diarize, config.input_roots) == (2, True, ("/a", "/b"))
+    assert config.default_options.speaker_names == ("Chan", "Lee")
