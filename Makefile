@@ -1,32 +1,36 @@
 # Two entry points do all the set-up on a fresh machine: `make demo` and `make test`.
 # Everything is idempotent: a second run only redoes what changed.
+#
+# requirements.lock pins what Sanyu runs with (pyproject.toml's dependencies and its batch,
+# serve, s3 and eval extras); requirements-dev.lock adds the test tools, at the same versions.
+# `make lock` recompiles both from pyproject.toml (uv; the CPU torch from /opt/wheels).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
-INSTALLED := $(VENV)/.installed
+UV_VERSION := 0.13.9
+RUNTIME := $(VENV)/.installed-runtime
+DEV := $(VENV)/.installed-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := ffmpeg espeak-ng sox
 PYTEST_ARGS ?=
+WHEELS := --find-links /opt/wheels
 
-export PYANNOTE_METRICS_ENABLED := 0
-export RAY_AUTH_MODE := disabled
-export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
-export RAY_USAGE_STATS_ENABLED := 0
-export HF_HUB_OFFLINE := 1
 # Without cached bytecode every new Python process (Ray workers, CLI runs) spends ~30 s importing.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: demo test setup system-deps models lock clean
+.PHONY: demo test setup setup-dev system-deps models lock clean
 
 demo: setup models
 	$(VENV)/bin/sanyu transcribe --diarize --format txt,srt,vtt,json,rttm -o transcripts "$$($(PY) -m sanyu.demo_audio)"
 
-test: setup models
+test: setup-dev models
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-setup: system-deps $(INSTALLED)
+setup: system-deps $(RUNTIME)
+
+setup-dev: system-deps $(DEV)
 
 system-deps:
 	@missing=""; for p in ffmpeg espeak-ng sox; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
@@ -35,10 +39,12 @@ system-deps:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	fi
 
-$(INSTALLED): requirements.lock setup.cfg
+$(UV):
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q uv==0.13.9
-	$(UV) pip install --python $(PY) --find-links /opt/wheels -r requirements.lock
+	$(PY) -m pip install -q uv==$(UV_VERSION)
+
+$(RUNTIME): requirements.lock pyproject.toml | $(UV)
+	$(UV) pip install --python $(PY) $(WHEELS) -r requirements.lock
 	$(UV) pip install --python $(PY) --no-deps -e .
 	@# torchaudio 2.11 on PyPI is a CUDA build; against CPU torch its compiled extension cannot load.
 	@# Without it torchaudio falls back to pure Python, which covers what pyannote uses (fbank, resample).
@@ -46,11 +52,18 @@ $(INSTALLED): requirements.lock setup.cfg
 	$(PY) -c "import torchaudio, pyannote.audio, faster_whisper, ray"
 	touch $@
 
-models: $(INSTALLED)
+$(DEV): requirements-dev.lock $(RUNTIME)
+	$(UV) pip install --python $(PY) $(WHEELS) -r requirements-dev.lock
+	touch $@
+
+models: $(RUNTIME)
 	$(VENV)/bin/sanyu models fetch base diarization
 
-lock:
-	$(UV) pip compile --find-links /opt/wheels --python-version 3.11 requirements.in -o requirements.lock
+lock: | $(UV)
+	$(UV) pip compile pyproject.toml --extra batch --extra serve --extra s3 --extra eval $(WHEELS) \
+		--python-version 3.11 -o requirements.lock
+	$(UV) pip compile pyproject.toml --extra dev -c requirements.lock $(WHEELS) \
+		--python-version 3.11 -o requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) transcripts .pytest_cache

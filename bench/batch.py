@@ -106,14 +106,17 @@ def run_faster_whisper(model, corpus, batched: bool, diarizer=None) -> tuple[dic
 
 
 def run_sanyu(corpus, folder: Path, model_options: ModelOptions, diarize: bool):
-    from sanyu.pipeline import Storage, run_batch
+    from sanyu.pipeline.driver import run_batch
+    from sanyu.pipeline.settings import BatchSettings
+    from sanyu.storage import Storage
 
     out = folder / ("out-diarized" if diarize else "out")
     started = time.perf_counter()
-    summary = run_batch(
-        str(folder / "in"), str(out), model_options, TranscribeOptions(diarize=diarize), ("json",),
-        progress=False,
+    settings = BatchSettings(
+        output=str(out), model=model_options, options=TranscribeOptions(diarize=diarize),
+        formats=("json",), progress=False,
     )
+    summary = run_batch(str(folder / "in"), settings)
     elapsed = time.perf_counter() - started
     if summary.failed:
         raise SystemExit(f"sanyu batch failed on {summary.failed} file(s): {summary.to_dict()['failures']}")
@@ -163,7 +166,7 @@ def main() -> None:
                                  lambda: run_faster_whisper(single, corpus, False, diarizer)))
         diarizer = None
         if args.diarize:
-            from sanyu.diarize import Diarizer
+            from sanyu.diarize.pipeline import Diarizer
 
             diarizer = Diarizer(device=model_options.device, num_threads=args.threads)
         rows = {}

@@ -20,16 +20,17 @@ import time
 import warnings
 from pathlib import Path
 
-os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from sanyu.runtime import set_offline_local_defaults  # noqa: E402
+
+set_offline_local_defaults()  # before pyannote is imported
 
 import numpy as np  # noqa: E402
 
 from sanyu.audio import SAMPLE_RATE, Audio, decode_audio  # noqa: E402
-from sanyu.diarize import Diarizer  # noqa: E402
+from sanyu.diarize.pipeline import Diarizer  # noqa: E402
 from sanyu.evaluation.diarization import (  # noqa: E402
     cpwer,
     der_components,

@@ -215,9 +215,8 @@ def main() -> None:
     import requests
     from ray import serve
 
-    from sanyu.options import ModelOptions
-    from sanyu.serve import ServeConfig, start
-    from sanyu.serve.app import build_app
+    from sanyu.serve import ServeConfig, build_app
+    from sanyu.serve.server import APP_NAME, start
 
     clips = pick_clips(args.max_clip_seconds)
     configs = [parse_config(text) for text in args.configs.split(",") if text.strip()]
@@ -230,8 +229,8 @@ def main() -> None:
     url = None
     for label, replicas, threads, size in configs:
         config = ServeConfig(
-            model_options=ModelOptions(model=args.model, cpu_threads=threads),
-            port=port,
+            model=args.model,
+            cpu_threads=threads,
             replicas=replicas,
             max_batch_size=size,
             batch_wait_timeout_s=args.batch_wait_ms / 1000,
@@ -241,9 +240,9 @@ def main() -> None:
             max_upload_mb=50,
         )
         if url is None:
-            url = start(config)
+            url = start(config, port=port)
         else:
-            serve.run(build_app(config), name=config.app_name, route_prefix=config.route_prefix)
+            serve.run(build_app(config), name=APP_NAME, route_prefix="/")
         wait_ready(url)
         # Warm up every replica (first calls load lazily-built pieces), then count from zero.
         for name, data, _ in clips[: 2 * replicas]:

@@ -7,6 +7,7 @@ import threading
 from functools import cached_property
 
 from sanyu.audio import Audio, decode_audio
+from sanyu.diarize.merge import assign_speakers
 from sanyu.options import ModelOptions, TranscribeOptions
 from sanyu.schema import Transcript
 
@@ -21,6 +22,8 @@ class Transcriber:
         self.model_options = model_options or ModelOptions()
         self._lock = threading.Lock()
 
+    # The engine and the diarizer import CTranslate2, torch and pyannote.audio (seconds, and
+    # hundreds of MB): only when a model is first used.
     @cached_property
     def engine(self):
         from sanyu.transcribe.engine import WhisperEngine
@@ -29,7 +32,7 @@ class Transcriber:
 
     @cached_property
     def diarizer(self):
-        from sanyu.diarize import Diarizer
+        from sanyu.diarize.pipeline import Diarizer
 
         return Diarizer(device=self.model_options.device)
 
@@ -49,12 +52,11 @@ class Transcriber:
         with self._lock:
             transcripts = self.engine.transcribe_many(audios, options)
             if options.diarize:
-                transcripts = [self._diarize(audio, t, options) for audio, t in zip(audios, transcripts)]
+                transcripts = [self.diarize(audio, t, options) for audio, t in zip(audios, transcripts)]
         return transcripts
 
-    def _diarize(self, audio: Audio, transcript: Transcript, options: TranscribeOptions) -> Transcript:
-        from sanyu.diarize.merge import assign_speakers
-
+    def diarize(self, audio: Audio, transcript: Transcript, options: TranscribeOptions) -> Transcript:
+        """Put speakers on `transcript` of `audio` (what `transcribe_many` does with diarize=True)."""
         turns = self.diarizer(
             audio,
             num_speakers=options.num_speakers,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import stat
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,15 +14,12 @@ import ffmpeg
 import numpy as np
 
 from sanyu.errors import AudioError
+from sanyu.paths import display_path
 
 SAMPLE_RATE = 16000
 # Longer inputs are refused rather than decoded into many GB of memory.
 DEFAULT_MAX_DURATION_S = 12 * 3600.0
-# What a folder of recordings is searched for (the CLI and the batch job): audio and video files.
-AUDIO_EXTENSIONS = frozenset({
-    ".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".wma", ".webm", ".mp4", ".mkv",
-    ".mov", ".avi", ".amr", ".3gp",
-})
+STREAM_BLOCK_SECONDS = 30.0  # what the streaming decoder reads at a time
 # ffmpeg warnings that mean the data ends early or is damaged (e.g. a WAV cut mid-copy).
 _CORRUPTION = re.compile(r"corrupt|truncat|invalid data|error while decoding|partial file", re.I)
 
@@ -119,3 +118,57 @@ def decode_audio(
             f"truncated: the file declares {declared:.1f} s but only {decoded:.1f} s can be decoded",
         )
     return Audio(samples=samples, source=str(path))
+
+
+def stream_decode(
+    path: str | os.PathLike, declared: float | None, block_seconds: float = STREAM_BLOCK_SECONDS
+) -> Iterator[np.ndarray]:
+    """float32 blocks of about ``block_seconds`` of a local file decoded by ffmpeg through a pipe
+    (for recordings too long to hold whole), with decode_audio's checks; ``declared`` is the
+    duration the container declares (`probe_duration`)."""
+    local = _local_file(path)
+    process = (
+        ffmpeg.input(f"file:{local}", protocol_whitelist="file")
+        .output("pipe:", format="f32le", acodec="pcm_f32le", ac=1, ar=SAMPLE_RATE, map="0:a:0")
+        .global_args("-nostdin", "-hide_banner", "-loglevel", "warning")
+        .run_async(pipe_stdout=True, pipe_stderr=True)
+    )
+    errors: list[str] = []
+    reader = threading.Thread(
+        target=lambda: errors.extend(process.stderr.read().decode("utf-8", "replace").splitlines()),
+        daemon=True,
+    )
+    reader.start()
+    block_bytes = int(block_seconds * SAMPLE_RATE) * 4
+    decoded = 0
+    finished = False
+    try:
+        while True:
+            data = process.stdout.read(block_bytes)
+            if not data:
+                break
+            usable = len(data) // 4 * 4
+            if usable:
+                decoded += usable // 4
+                yield np.frombuffer(data[:usable], dtype=np.float32).copy()
+        process.wait()
+        reader.join()
+        finished = True
+    finally:
+        if not finished:
+            process.kill()
+            process.wait()
+    shown = display_path(path)
+    lines = [line.strip() for line in errors if line.strip()]
+    if process.returncode != 0:
+        raise AudioError(shown, f"cannot decode audio ({lines[-1] if lines else 'ffmpeg failed'})")
+    damage = [line for line in lines if _CORRUPTION.search(line)]
+    if damage:
+        raise AudioError(shown, f"truncated or corrupt audio data (ffmpeg: {damage[0]})")
+    if decoded == 0:
+        raise AudioError(shown, "no audio samples (zero-length recording)")
+    seconds = decoded / SAMPLE_RATE
+    if declared is not None and declared - seconds > 1.0 and seconds < 0.5 * declared:
+        raise AudioError(
+            shown, f"truncated: the file declares {declared:.1f} s but only {seconds:.1f} s can be decoded"
+        )

@@ -52,3 +52,27 @@ def espeak(text: str, path: Path, voice: str = "en") -> Path:
         pytest.skip("espeak-ng is not installed")
     subprocess.run(["espeak-ng", "-v", voice, "-w", str(path), text], check=True, capture_output=True)
     return path
+
+
+# ---- reading a run's dataset-level files (sanyu.storage's layout) --------------------------
+
+
+def read_index(storage):
+    """index.parquet of a Storage as a pyarrow Table (None when absent)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = storage.get("index.parquet")
+    return pq.read_table(pa.BufferReader(data)) if data is not None else None
+
+
+def read_errors(storage) -> list[dict]:
+    """errors.jsonl of a Storage, one dict per failed input."""
+    import json
+
+    data = storage.get("errors.jsonl") or b""
+    return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+
+
+def read_summary(storage) -> dict | None:
+    return storage.get_json("summary.json")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import read_errors, read_index
 from sanyu.options import ModelOptions, TranscribeOptions
 from sanyu.runtime import set_offline_local_defaults
 
@@ -24,6 +25,15 @@ REPO = Path(__file__).resolve().parents[1]
 # Accuracy is not the point here: greedy decoding, no word timestamps, no Cantonese re-decoding.
 FAST = TranscribeOptions(beam_size=1, word_timestamps=False, candidate_languages=("zh", "en"))
 FORMATS = ("txt", "srt", "json")
+
+
+def batch(inputs, output, options=FAST, formats=FORMATS, **settings):
+    """`run_batch` with these settings, quietly."""
+    from sanyu.pipeline.driver import run_batch
+    from sanyu.pipeline.settings import BatchSettings
+
+    return run_batch(inputs, BatchSettings(output=str(output), options=options, formats=tuple(formats),
+                                           progress=False, **settings))
 
 
 # ---- fixtures --------------------------------------------------------------------------------
@@ -41,9 +51,9 @@ def ray_local():
     """One local Ray for the session, started the way `sanyu batch` starts it."""
     import ray
 
-    from sanyu.pipeline.job import _connect
+    from sanyu.cluster import connect
 
-    started = _connect(None)
+    started = connect(None, forward_worker_logs=False)
     yield ray
     if started:
         ray.shutdown()
@@ -200,19 +210,16 @@ def outputs_of(out: Path) -> dict[str, tuple[bytes, int]]:
 
 
 def test_batch_of_33_accounts_for_every_input_then_resumes(ray_local, clips, tmp_path):
-    from click.testing import CliRunner
-
-    from sanyu.cli import main
     from sanyu.evaluation.text import score
-    from sanyu.pipeline import Storage, list_inputs, run_batch
+    from sanyu.inputs import list_inputs
+    from sanyu.storage import Storage
 
     inputs, out = tmp_path / "in", tmp_path / "out"
     built = build_batch(inputs, clips)
     items = list_inputs(str(inputs))
     assert len(items) == 33
 
-    summary = run_batch(str(inputs), str(out), ModelOptions(), FAST, FORMATS, piece_seconds=6.0,
-                        progress=False)
+    summary = batch(str(inputs), out, piece_seconds=6.0)
     assert [f.stem for f in summary.files] == [item.stem for item in items]
     by_uri = {item.uri: f for item, f in zip(items, summary.files)}
     by_name = {Path(item.uri).name: f for item, f in zip(items, summary.files)}
@@ -238,10 +245,10 @@ def test_batch_of_33_accounts_for_every_input_then_resumes(ray_local, clips, tmp
         assert "\n" not in name and not name.startswith(("-", " ")) and len(name.encode()) <= 255
         name.encode("utf-8")  # valid UTF-8 even for an input name that is not
     # The errors file lists exactly the failures; the index every segment of the rest.
-    errors = storage.read_errors()
+    errors = read_errors(storage)
     assert sorted(Path(e["path"]).name for e in errors) == sorted(BAD)
     assert {e["stage"] for e in errors} == {"decode"}
-    index = storage.read_index().to_pylist()
+    index = read_index(storage).to_pylist()
     ok_stems = {f.stem for f in summary.files if f.status == "ok"}
     assert {row["stem"] for row in index} <= ok_stems
     assert sum(storage.done_record(s)["segments"] for s in ok_stems) == len(index)
@@ -265,7 +272,7 @@ def test_batch_of_33_accounts_for_every_input_then_resumes(ray_local, clips, tmp
     before = outputs_of(out)
     victim = by_name[built["chosen"][-1].path.name].stem
     (out / f"{victim}.srt").unlink()
-    again = run_batch(str(inputs), str(out), ModelOptions(), FAST, FORMATS, progress=False)
+    again = batch(str(inputs), out)
     assert (again.ok, again.reused, again.skipped, again.failed) == (0, 1, 28, 4)
     assert {f.stem for f in again.files if f.status == "failed"} == {
         f.stem for f in summary.files if f.status == "failed"}
@@ -295,11 +302,32 @@ def test_cli_exit_code_and_summary(ray_local, tmp_path):
     assert result.exit_code == 2 and "nowhere" in result.output
 
 
+def test_transcribe_and_batch_name_the_same_inputs_alike(ray_local, clips, tmp_path):
+    from click.testing import CliRunner
+
+    from sanyu.cli import main
+
+    inputs = tmp_path / "in"
+    for name in ("x/a.wav", "y/a.wav"):
+        (inputs / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(clips["en_speechrecognition_english"].path, inputs / name)
+    common = ["-f", "txt,json", "--beam-size", "1", "--language", "en"]
+    for command, extra in (("transcribe", []), ("batch", ["--no-progress"])):
+        result = CliRunner().invoke(main, [command, str(inputs), "-o", str(tmp_path / command), *common, *extra])
+        assert result.exit_code == 0, result.output
+
+    def transcripts(out: Path) -> list[str]:
+        return sorted(p.name for p in out.iterdir() if p.suffix in (".txt", ".json") and p.name != "summary.json")
+
+    assert transcripts(tmp_path / "transcribe") == transcripts(tmp_path / "batch")
+    assert len(transcripts(tmp_path / "batch")) == 4
+
+
 # ---- kill -9 and resume ----------------------------------------------------------------------
 
 
 def test_kill_9_mid_batch_then_rerun_loses_and_repeats_nothing_finished(ray_local, clips, tmp_path):
-    from sanyu.pipeline import Storage, run_batch
+    from sanyu.storage import Storage
 
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
@@ -342,8 +370,8 @@ def test_kill_9_mid_batch_then_rerun_loses_and_repeats_nothing_finished(ray_loca
     first_run = {stem: storage.done_record(stem)["run_id"] for stem in finished}
     before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir() if p.is_file()}
 
-    summary = run_batch(str(inputs), str(out), ModelOptions(), TranscribeOptions(language="en", beam_size=1),
-                        ("txt", "json"), files_per_batch=1, progress=False)
+    summary = batch(str(inputs), out, TranscribeOptions(language="en", beam_size=1), ("txt", "json"),
+                    files_per_batch=1)
     assert summary.failed == 0 and len(summary.files) == len(english)
     assert {f.stem for f in summary.files if f.status == "skipped"} == finished
     assert {f.stem for f in summary.files if f.status in ("ok", "reused")} == {
@@ -366,7 +394,7 @@ def test_kill_9_mid_batch_then_rerun_loses_and_repeats_nothing_finished(ray_loca
 def test_local_and_s3_give_the_same_transcripts_and_a_crashed_worker_is_retried(
     ray_local, clips, tmp_path, s3_server
 ):
-    from sanyu.pipeline import Storage, run_batch
+    from sanyu.storage import Storage
 
     inputs = tmp_path / "in"
     (inputs / "sub").mkdir(parents=True)
@@ -379,11 +407,9 @@ def test_local_and_s3_give_the_same_transcripts_and_a_crashed_worker_is_retried(
     fs.put(str(inputs), f"{prefix}/in", recursive=True)
 
     crash = tmp_path / "crashed"
-    local = run_batch(str(inputs), str(tmp_path / "out"), ModelOptions(), FAST, FORMATS,
-                      workers=1, progress=False, crash_once=str(crash))
+    local = batch(str(inputs), tmp_path / "out", workers=1, crash_once=str(crash))
     assert crash.exists(), "the fault was not injected"
-    remote = run_batch(f"s3://{prefix}/in/", f"s3://{prefix}/out", ModelOptions(), FAST, FORMATS,
-                       storage_options=s3_server, progress=False)
+    remote = batch(f"s3://{prefix}/in/", f"s3://{prefix}/out", storage_options=s3_server)
     for summary in (local, remote):
         assert (summary.ok, summary.failed) == (3, 1)
     assert sorted((f.stem, f.status, f.stage) for f in local.files) == sorted(
@@ -400,15 +426,14 @@ def test_local_and_s3_give_the_same_transcripts_and_a_crashed_worker_is_retried(
         assert b["source"].startswith("s3://") and a["source"] == f.path
         a.pop("source"), b.pop("source")
         assert a == b
-    assert local_store.read_index().drop_columns(["file"]).sort_by([("stem", "ascending"), ("segment", "ascending")]).equals(
-        remote_store.read_index().drop_columns(["file"]).sort_by(
-            [("stem", "ascending"), ("segment", "ascending")]))
-    [error] = remote_store.read_errors()
+    order = [("stem", "ascending"), ("segment", "ascending")]
+    assert read_index(local_store).drop_columns(["file"]).sort_by(order).equals(
+        read_index(remote_store).drop_columns(["file"]).sort_by(order))
+    [error] = read_errors(remote_store)
     assert error["path"].startswith("s3://") and error["stage"] == "decode"
 
     # The S3 re-run skips everything finished there.
-    again = run_batch(f"s3://{prefix}/in/", f"s3://{prefix}/out", ModelOptions(), FAST, FORMATS,
-                      storage_options=s3_server, progress=False)
+    again = batch(f"s3://{prefix}/in/", f"s3://{prefix}/out", storage_options=s3_server)
     assert (again.ok, again.skipped, again.failed) == (0, 3, 1)
 
 
@@ -416,16 +441,15 @@ def test_local_and_s3_give_the_same_transcripts_and_a_crashed_worker_is_retried(
 
 
 def test_diarized_recording_in_pieces_gets_speakers_across_the_whole(ray_local, clips, tmp_path):
-    from sanyu.pipeline import Storage, run_batch
-
     from sanyu.audio import decode_audio
     from sanyu.evaluation.dataset import write_wav
+    from sanyu.storage import Storage
 
     inputs = tmp_path / "in"
     inputs.mkdir()
     write_wav(inputs / "sample.wav", decode_audio(clips["pyannote_sample"].path).samples[: 20 * 16000])
-    summary = run_batch(str(inputs), str(tmp_path / "out"), ModelOptions(),
-                        FAST.with_(diarize=True, word_timestamps=True), ("json", "rttm"), piece_seconds=8.0, progress=False)
+    summary = batch(str(inputs), tmp_path / "out", FAST.with_(diarize=True, word_timestamps=True),
+                    ("json", "rttm"), piece_seconds=8.0)
     [result] = summary.files
     assert result.status == "ok", result
     transcript = Storage(str(tmp_path / "out")).read_transcript(stem=result.stem)
@@ -441,7 +465,7 @@ def test_diarized_recording_in_pieces_gets_speakers_across_the_whole(ray_local, 
 def test_long_recordings_stream_in_pieces_cut_at_pauses(clips, tmp_path):
     from sanyu.audio import decode_audio
     from sanyu.evaluation.dataset import join_clips
-    from sanyu.pipeline.job import split_audio
+    from sanyu.pipeline.pieces import split_audio
 
     parts = join_clips([clips[name] for name in LONG_PARTS], tmp_path / "long.wav", gap_s=1.0)
     whole = decode_audio(tmp_path / "long.wav").samples
@@ -471,10 +495,10 @@ def test_long_recordings_stream_in_pieces_cut_at_pauses(clips, tmp_path):
 
 
 def test_per_input_manifest_settings_change_the_result_key(tmp_path):
-    from sanyu.pipeline.inputs import InputItem
-    from sanyu.pipeline.job import _input_rows
+    from sanyu.inputs import InputItem
+    from sanyu.pipeline.driver import input_rows
 
-    rows = _input_rows(
+    rows = input_rows(
         [InputItem("a.wav", "a-1", language="yue", num_speakers=3), InputItem("b.wav", "b-1")],
         TranscribeOptions(language="auto"),
     )

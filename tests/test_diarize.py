@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from sanyu.audio import SAMPLE_RATE, Audio, decode_audio
-from sanyu.diarize import Diarizer, assign_speakers
+from sanyu.diarize.merge import assign_speakers
+from sanyu.diarize.pipeline import Diarizer
 from sanyu.errors import ModelError
 from sanyu.evaluation.diarization import (
     cpwer,

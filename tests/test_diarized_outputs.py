@@ -11,6 +11,7 @@ from conftest import eval_clip
 from sanyu.cli import main
 from sanyu.evaluation.diarization import der
 from sanyu.output import parse_rttm
+from sanyu.output.naming import file_stem
 
 pytestmark = pytest.mark.slow
 
@@ -23,21 +24,22 @@ def test_two_speaker_sample_gives_speaker_attributed_outputs(tmp_path):
          "--speaker-names", "Diane,Sheila"],
     )
     assert result.exit_code == 0, result.output
+    stem = file_stem(clip.name)
 
-    data = json.loads((tmp_path / "pyannote_sample.json").read_text(encoding="utf-8"))
+    data = json.loads((tmp_path / f"{stem}.json").read_text(encoding="utf-8"))
     assert data["speakers"] == ["SPEAKER_00", "SPEAKER_01"]
     assert data["segments"] and all(s["speaker"] in data["speakers"] for s in data["segments"])
     assert all(w["speaker"] for s in data["segments"] for w in s["words"])
 
-    srt = (tmp_path / "pyannote_sample.srt").read_text(encoding="utf-8")
+    srt = (tmp_path / f"{stem}.srt").read_text(encoding="utf-8")
     assert "[Diane]" in srt and "[Sheila]" in srt
 
-    txt = (tmp_path / "pyannote_sample.txt").read_text(encoding="utf-8")
+    txt = (tmp_path / f"{stem}.txt").read_text(encoding="utf-8")
     headings = [line for line in txt.splitlines() if line.startswith("[00:")]
     assert len(headings) >= 4, "one paragraph per speaker turn"
     assert {h.split("] ", 1)[1] for h in headings} == {"Diane:", "Sheila:"}
 
-    rttm = (tmp_path / "pyannote_sample.rttm").read_text(encoding="utf-8")
+    rttm = (tmp_path / f"{stem}.rttm").read_text(encoding="utf-8")
     turns = parse_rttm(rttm)
     assert {t.speaker for t in turns} == {"SPEAKER_00", "SPEAKER_01"}
     # Turns rebuilt from the words' speakers still match the reference diarization.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from sanyu.options import ModelOptions
-from sanyu.pipeline.job import PREPARE_CPUS, UNKNOWN_MODEL_WORKER_BYTES, plan_workers
+from sanyu.pipeline.plan import PREPARE_CPUS, UNKNOWN_MODEL_WORKER_BYTES, plan_workers
 
 GIB = 2**30
 

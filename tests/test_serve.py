@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_EVAL, eval_clip
+from conftest import SHARED_EVAL, eval_clip, read_errors, read_index, read_summary
 
 API_KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -69,9 +69,10 @@ def _listening(pids: set[int]) -> list[tuple[str, int]]:
 
 
 class Server:
-    def __init__(self, url: str, spool: Path, output: Path, inputs: Path, config, own_ray: bool):
+    def __init__(self, url: str, port: int, spool: Path, output: Path, inputs: Path, config, own_ray: bool):
         self.own_ray = own_ray
         self.url = url
+        self.port = port
         self.spool = spool
         self.output = output
         self.inputs = inputs
@@ -95,16 +96,14 @@ def server(tmp_path_factory):
     import ray
     from ray import serve
 
-    from sanyu.options import ModelOptions, TranscribeOptions
-    from sanyu.serve import ServeConfig, start
+    from sanyu.serve import ServeConfig
+    from sanyu.serve.server import APP_NAME, start
 
     spool = tmp_path_factory.mktemp("spool")
     output = tmp_path_factory.mktemp("jobs-out")
     inputs = tmp_path_factory.mktemp("inputs")
     config = ServeConfig(
-        model_options=ModelOptions(model="base"),
-        default_options=TranscribeOptions(),
-        port=_free_port(),
+        model="base",
         api_key=API_KEY,
         max_upload_mb=MAX_UPLOAD_MB,
         request_timeout_s=240,
@@ -116,7 +115,8 @@ def server(tmp_path_factory):
         batch_wait_timeout_s=0.1,
     )
     started_ray = not ray.is_initialized()
-    url = start(config)
+    port = _free_port()
+    url = start(config, port=port)
     deadline = time.time() + 300
     import requests
 
@@ -129,8 +129,8 @@ def server(tmp_path_factory):
         if time.time() > deadline:
             pytest.fail(f"models not ready in time: {response.text}")
         time.sleep(0.5)
-    yield Server(url, spool, output, inputs, config, started_ray)
-    serve.delete(config.app_name)
+    yield Server(url, port, spool, output, inputs, config, started_ray)
+    serve.delete(APP_NAME)
     serve.shutdown()
     if started_ray:
         ray.shutdown()
@@ -184,7 +184,7 @@ def test_health_ready_and_loopback(server):
     assert server.url.startswith("http://127.0.0.1:")
     if server.own_ray:  # every port this session's Ray and Serve processes opened is loopback
         sockets = _listening(_descendants(os.getpid()))
-        assert any(addr.endswith(f":{server.config.port}") for addr, _ in sockets), sockets
+        assert any(addr.endswith(f":{server.port}") for addr, _ in sockets), sockets
         loopback = ("127.0.0.1:", "[::1]:", "[::ffff:127.0.0.1]:")
         exposed = [(a, p) for a, p in sockets if not a.startswith(loopback)]
         assert not exposed, [(a, p, Path(f"/proc/{p}/cmdline").read_bytes()[:80]) for a, p in exposed]
@@ -446,13 +446,17 @@ def test_job_on_a_two_minute_recording(server):
     assert result["words"]
 
     # the same transcript, read from storage in the batch job's layout
-    from sanyu.pipeline.storage import Storage
+    from sanyu.storage import Storage
 
     location = server.output / job["id"]
     assert done["outputs"]["location"] == str(location)
     storage = Storage(location)
     stem = done["stem"]
-    assert stem.startswith("meeting-")
+    from sanyu.inputs import list_inputs
+
+    # the name `sanyu transcribe` and `sanyu batch` give the same file listed from the input root
+    [listed] = [item for item in list_inputs(str(server.inputs)) if item.uri.endswith("/meeting.wav")]
+    assert stem == listed.stem and stem.startswith("meeting-")
     transcript = storage.read_transcript(stem=stem)
     assert transcript.text == result["text"]
     assert storage.is_done(stem, done["key"], ["json", "srt"])
@@ -460,9 +464,9 @@ def test_job_on_a_two_minute_recording(server):
     assert {p.name for p in stored} >= {f"{stem}.json", f"{stem}.srt"}
     assert all(p.is_file() and p.parent == location for p in stored)
     assert Transcript.from_json((location / f"{stem}.json").read_text(encoding="utf-8")).text == result["text"]
-    index = storage.read_index()
+    index = read_index(storage)
     assert index.num_rows == len(result["segments"]) and set(index.column("stem").to_pylist()) == {stem}
-    summary = storage.read_summary()
+    summary = read_summary(storage)
     assert (summary["ok"], summary["failed"], summary["run_id"]) == (1, 0, job["id"])
     assert server.leftovers() == []
 
@@ -504,14 +508,19 @@ def test_job_from_an_upload_and_refused_uris(server, tmp_path):
     failed = _wait_for_job(server, response.json()["id"])
     assert failed["status"] == "failed" and "not a readable audio" in failed["error"]["message"]
     assert failed["error"]["stage"] == "decode"
-    from sanyu.pipeline.storage import Storage
+    from sanyu.storage import Storage
 
-    errors = Storage(server.output / failed["id"]).read_errors()
+    errors = read_errors(Storage(server.output / failed["id"]))
     assert [e["stage"] for e in errors] == ["decode"] and "not a readable audio" in errors[0]["reason"]
 
     done = _wait_for_job(server, job_id)
     assert done["status"] == "done", done
     assert done["input"] == {"kind": "upload", "name": "numbers.wav"}
+    from sanyu.inputs import list_inputs
+
+    lone = tmp_path / "numbers.wav"  # the name `sanyu transcribe numbers.wav` gives
+    lone.write_bytes(clip.read_bytes())
+    assert done["stem"] == list_inputs(str(lone))[0].stem
     assert done["result"]["text"].strip()
     record = json.loads((server.output / job_id / "_sanyu" / "job.json").read_text())
     assert record["status"] == "done" and record["outputs"]["files"]
@@ -560,10 +569,10 @@ def test_batches_waiting_for_a_busy_model_are_merged():
     async def scenario():
         coalescer = Coalescer(run, max_items=3, max_seconds=60,
                               seconds=lambda item: 600 if item == "long" else 10)
-        first = asyncio.create_task(coalescer.submit(["a"]))
+        first = coalescer.enqueue(["a"])
         await asyncio.sleep(0.05)  # the model is now busy with "a"
-        later = [asyncio.create_task(coalescer.submit([x])) for x in ("b", "c", "d", "long", "e")]
-        return await asyncio.gather(first, *later)
+        later = [coalescer.enqueue([x]) for x in ("b", "c", "d", "long", "e")]
+        return await asyncio.gather(*(asyncio.gather(*futures) for futures in [first, *later]))
 
     results = asyncio.run(scenario())
     assert [r[0] for r in results] == ["done a", "done b", "done c", "done d", "done long", "done e"]
@@ -628,7 +637,7 @@ def test_request_fields_become_options():
 def test_text_is_refused_before_ffmpeg_and_cli_maps_options(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    import sanyu.serve
+    import sanyu.serve.server
     from sanyu.cli import main
     from sanyu.serve.upload import _looks_like_text
 
@@ -638,15 +647,39 @@ def test_text_is_refused_before_ffmpeg_and_cli_maps_options(tmp_path, monkeypatc
     assert not _looks_like_text(b"\xff\xfb\x90\x64" + bytes(100))
 
     seen = {}
-    monkeypatch.setattr(sanyu.serve, "serve_forever", lambda config, address, echo: seen.update(
-        config=config, address=address), raising=False)
+    monkeypatch.setattr(sanyu.serve.server, "serve_forever", lambda config, host, port, address, echo: seen.update(
+        config=config, host=host, port=port, address=address))
     result = CliRunner().invoke(main, [
         "serve", "--port", "8123", "--replicas", "auto", "--api-key", "k", "--max-upload-mb", "5",
         "--input-root", str(tmp_path), "--max-batch-size", "4", "--language", "yue",
     ])
     assert result.exit_code == 0, result.output
     config = seen["config"]
-    assert (config.host, config.port, config.replicas, config.api_key) == ("127.0.0.1", 8123, "auto", "k")
+    assert (seen["host"], seen["port"], config.replicas, config.api_key) == ("127.0.0.1", 8123, "auto", "k")
     assert config.max_upload_bytes == 5 * 2**20 and config.input_roots == (str(tmp_path),)
     assert config.max_batch_size == 4 and config.default_options.language == "yue"
     assert CliRunner().invoke(main, ["serve", "--replicas", "many"]).exit_code != 0
+
+
+def test_serve_run_arguments_build_the_application():
+    """What `serve run sanyu.serve:app key=value ...` does with its arguments (Serve's own call)."""
+    import inspect
+
+    from pydantic import ValidationError
+    from ray.serve import Application
+    from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
+
+    import sanyu.serve
+    from sanyu.serve import ServeConfig
+
+    assert inspect.signature(sanyu.serve.app).parameters["args"].annotation is ServeConfig
+    app = call_user_app_builder_with_args_if_necessary(
+        sanyu.serve.app, {"model": "base", "replicas": "2", "diarize": "true", "input_roots": "/a,/b"})
+    assert isinstance(app, Application)
+    for bad in ({"modle": "base"}, {"replicas": "many"}, {"script": "klingon"}):
+        with pytest.raises(ValidationError):
+            call_user_app_builder_with_args_if_necessary(sanyu.serve.app, bad)
+    config = ServeConfig.model_validate({"replicas": "2", "diarize": "true", "input_roots": "/a,/b",
+                                         "speaker_names": "Chan,Lee"})
+    assert (config.replicas, config.default_options.diarize, config.input_roots) == (2, True, ("/a", "/b"))
+    assert config.default_options.speaker_names == ("Chan", "Lee")

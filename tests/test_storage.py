@@ -1,4 +1,4 @@
-"""The batch job's storage (done-markers, errors, index, pieces) and input listing, on a local
+"""The results layout (sanyu.storage) (done-markers, errors, index, pieces) and input listing, on a local
 folder and on a real S3-compatible server process (moto) on 127.0.0.1. No models, no Ray."""
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from sanyu.pipeline.inputs import content_hash, list_inputs, local_copy
-from sanyu.pipeline.storage import Storage, result_key
+from conftest import read_errors, read_index, read_summary
+from sanyu.inputs import list_inputs, local_copy
+from sanyu.storage import Storage, content_hash, result_key
 from sanyu.schema import Segment, Transcript, Word
 
 BUCKET = "sanyu-test"
@@ -174,7 +175,7 @@ def test_errors_are_recorded_and_cleared_by_a_later_success(storage):
     storage.write_error(stem, "in/bad.wav", "decode", "not audio", key=KEY, run_id="r1")
     assert storage.error_record(stem)["stage"] == "decode"
     storage.write_errors([storage.error_record(stem)])
-    errors = storage.read_errors()
+    errors = read_errors(storage)
     assert [(e["path"], e["stage"], e["reason"]) for e in errors] == [("in/bad.wav", "decode", "not audio")]
     storage.write_result(stem, KEY, sample_transcript(), ["txt"])
     assert storage.error_record(stem) is None
@@ -185,7 +186,7 @@ def test_index_holds_every_segment_of_the_given_stems(storage):
     storage.write_result("two-000000000002", KEY2, sample_transcript("two.wav", "bye"), ["txt"],
                          input_path="two.wav")
     storage.write_index(["one-000000000001", "two-000000000002", "never-done-000000000003"])
-    table = storage.read_index()
+    table = read_index(storage)
     assert table.column_names == ["file", "stem", "key", "segment", "start", "end", "speaker",
                                   "language", "text"]
     rows = table.to_pylist()
@@ -195,7 +196,7 @@ def test_index_holds_every_segment_of_the_given_stems(storage):
                        "text": "你好 world"}
     assert rows[3]["file"] == "two.wav" and rows[3]["text"] == "second line"
     storage.write_index([])
-    assert storage.read_index().num_rows == 0
+    assert read_index(storage).num_rows == 0
 
 
 def test_pieces_are_complete_only_when_every_one_and_the_last_exist(storage):
@@ -214,7 +215,7 @@ def test_pieces_are_complete_only_when_every_one_and_the_last_exist(storage):
 
 def test_summary_round_trips(storage):
     storage.write_summary({"files": 3, "failed": 1})
-    assert storage.read_summary() == {"files": 3, "failed": 1}
+    assert read_summary(storage) == {"files": 3, "failed": 1}
 
 
 def test_unsafe_stems_and_keys_are_refused(tmp_path):

@@ -1,4 +1,4 @@
-"""The faster-whisper and CTranslate2 internals sanyu.transcribe.whisper borrows: each is called
+"""The faster-whisper and CTranslate2 internals sanyu.adapters.faster_whisper borrows: each is called
 here the way the adapter calls it, so a library upgrade that changes one fails loudly here."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from faster_whisper.vad import VadOptions
 
 from conftest import eval_clip
 from sanyu.audio import decode_audio
-from sanyu.transcribe.whisper import WhisperBackend, gather
+from sanyu.adapters.faster_whisper import WhisperBackend, gather
 
 
 def _parameters(function) -> list[str]:

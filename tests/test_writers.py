@@ -17,7 +17,7 @@ from sanyu.output import (
     rttm_file_id,
     write_outputs,
 )
-from sanyu.output.writers import MAX_LINE_WIDTH, MIN_CUE_SECONDS, text_width
+from sanyu.output.subtitles import MAX_LINE_WIDTH, MIN_CUE_SECONDS, text_width
 from sanyu.schema import Segment, SpeakerTurn, Transcript, Word
 
 SRT_TIME = re.compile(r"^(\d\d):(\d\d):(\d\d),(\d\d\d) --> (\d\d):(\d\d):(\d\d),(\d\d\d)$")

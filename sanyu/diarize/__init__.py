@@ -1,6 +1,2 @@
-"""Speaker diarization (who speaks when) and putting speakers on a transcript."""
-
-from sanyu.diarize.merge import assign_speakers
-from sanyu.diarize.pipeline import Diarizer
-
-__all__ = ["Diarizer", "assign_speakers"]
+"""Speaker diarization (who speaks when, `sanyu.diarize.pipeline`: torch and pyannote.audio)
+and putting speakers on a transcript (`sanyu.diarize.merge`: plain Python)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pyannote.audio.core.model import Model
+from pyannote.audio import Model
 from torchaudio.compliance import kaldi
 
 ARCHITECTURE_FILE = "camplusplus.py"

@@ -6,21 +6,28 @@ contacted. pyannote's usage telemetry is switched off unless the user set it exp
 
 from __future__ import annotations
 
-import os
+import contextlib
+import sys
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
 
-os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
+import numpy as np
 
-import contextlib  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
-import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from sanyu import runtime
 
-import numpy as np  # noqa: E402
+runtime.set_defaults(runtime.TELEMETRY_OFF)  # pyannote reads it when it is imported
 
+import torch  # noqa: E402
+from pyannote.audio import Model  # noqa: E402
+from pyannote.audio.pipelines import SpeakerDiarization  # noqa: E402
+
+from sanyu.adapters.pyannote import identity_plda, set_min_embedding_samples  # noqa: E402
 from sanyu.audio import SAMPLE_RATE, Audio  # noqa: E402
+from sanyu.diarize.campplus import CAMPPlusEmbedding  # noqa: E402
 from sanyu.errors import ModelError  # noqa: E402
+from sanyu.models import fetch  # noqa: E402
 from sanyu.schema import SpeakerTurn  # noqa: E402
 
 
@@ -58,32 +65,12 @@ MIN_DURATION_S = 0.1
 
 
 def _resolve_device(device: str):
-    import torch
-
     if device in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     resolved = torch.device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ModelError(f"device {device!r} was asked for but CUDA is not available")
     return resolved
-
-
-def _identity_plda():
-    """pyannote 4 builds a PLDA even for agglomerative clustering, which never uses it."""
-    from pyannote.audio.core.plda import PLDA
-
-    class IdentityPLDA(PLDA):
-        def __init__(self, dimension: int = 192):
-            self.lda_dimension = dimension
-
-        @property
-        def phi(self):
-            return np.ones(self.lda_dimension)
-
-        def __call__(self, embeddings: np.ndarray) -> np.ndarray:
-            return embeddings
-
-    return IdentityPLDA()
 
 
 class Diarizer:
@@ -101,19 +88,12 @@ class Diarizer:
         self.params = {**DEFAULT_PARAMS, **params}
         self.device = _resolve_device(device)
         if model_dir is None:
-            from sanyu.models import fetch
-
             model_dir = fetch("diarization")
         self.model_dir = Path(model_dir)
         self._lock = threading.Lock()
         self._pipeline = self._build()
 
     def _build(self):
-        from pyannote.audio import Model
-        from pyannote.audio.pipelines import SpeakerDiarization
-
-        from sanyu.diarize.campplus import CAMPPlusEmbedding
-
         segmentation_path = self.model_dir / "segmentation" / "pytorch_model.bin"
         if not segmentation_path.is_file():
             raise ModelError(f"{self.model_dir}: no segmentation/pytorch_model.bin")
@@ -127,13 +107,11 @@ class Diarizer:
         pipeline = SpeakerDiarization(
             segmentation=segmentation,
             embedding=embedding,
-            plda=_identity_plda(),
+            plda=identity_plda(embedding.dimension),
             clustering="AgglomerativeClustering",
             **{name: self.params[name] for name in _PIPELINE_ARGS},
         )
-        # pyannote finds the shortest input the embedding accepts by trial and error on first use
-        # (seconds on CPU); for CAM++ it is one 25 ms fbank window.
-        pipeline._embedding.min_num_samples = embedding.min_num_samples
+        set_min_embedding_samples(pipeline, embedding.min_num_samples)
         pipeline.instantiate(
             {
                 "segmentation": {"min_duration_off": self.params["min_duration_off"]},
@@ -155,8 +133,6 @@ class Diarizer:
         max_speakers: int | None = None,
     ) -> list[SpeakerTurn]:
         """Speaker turns of `audio`, labelled SPEAKER_00, SPEAKER_01, … by first appearance."""
-        import torch
-
         if audio.sample_rate != SAMPLE_RATE:
             raise ValueError(f"diarization expects {SAMPLE_RATE} Hz audio, got {audio.sample_rate}")
         samples = np.asarray(audio.samples, dtype=np.float32)

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from sanyu.audio import SAMPLE_RATE, decode_audio
+from sanyu.paths import is_media
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus")
 LANGUAGE_FOLDERS = ("en", "zh", "yue", "multi")
 
 
@@ -50,7 +50,7 @@ def load_clips(root: str | Path, folders: tuple[str, ...] = LANGUAGE_FOLDERS) ->
     clips = []
     for folder in folders:
         for audio in sorted((root / folder).glob("*")):
-            if audio.suffix.lower() not in AUDIO_SUFFIXES:
+            if not is_media(audio.name):
                 continue
             if audio.stem.endswith("_mono") and audio.with_name(
                 audio.stem[: -len("_mono")] + audio.suffix

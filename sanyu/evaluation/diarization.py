@@ -19,7 +19,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sanyu.schema import SpeakerTurn, Transcript, join_texts
+import jiwer
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from sanyu import runtime
+
+runtime.set_defaults(runtime.TELEMETRY_OFF)  # pyannote reads it when it is imported
+
+from pyannote.core import Annotation, Segment, Timeline  # noqa: E402
+from pyannote.metrics.diarization import DiarizationErrorRate  # noqa: E402
+
+from sanyu.evaluation.text import normalize as normalize_text  # noqa: E402
+from sanyu.output import parse_rttm  # noqa: E402
+from sanyu.schema import SpeakerTurn, Transcript, join_texts  # noqa: E402
 
 PathLike = str | os.PathLike
 
@@ -29,8 +42,6 @@ PathLike = str | os.PathLike
 
 def read_rttm(path: PathLike) -> list[SpeakerTurn]:
     """The SPEAKER lines of an RTTM file as turns (every file id in it; time order)."""
-    from sanyu.output import parse_rttm
-
     try:
         turns = parse_rttm(Path(path).read_text(encoding="utf-8"))
     except ValueError as exc:
@@ -82,9 +93,7 @@ def read_stm(path: PathLike) -> list[Utterance]:
 # --- DER ----------------------------------------------------------------------------------------
 
 
-def _annotation(turns: Iterable[SpeakerTurn], uri: str):
-    from pyannote.core import Annotation, Segment
-
+def _annotation(turns: Iterable[SpeakerTurn], uri: str) -> Annotation:
     annotation = Annotation(uri=uri)
     for i, turn in enumerate(turns):
         if turn.end > turn.start:
@@ -92,9 +101,7 @@ def _annotation(turns: Iterable[SpeakerTurn], uri: str):
     return annotation
 
 
-def _uem(regions: Sequence[tuple[float, float]], uri: str):
-    from pyannote.core import Segment, Timeline
-
+def _uem(regions: Sequence[tuple[float, float]], uri: str) -> Timeline:
     return Timeline([Segment(s, e) for s, e in regions if e > s], uri=uri)
 
 
@@ -106,9 +113,6 @@ def der_components(
 ) -> dict[str, float]:
     """pyannote.metrics' DER components (total, confusion, missed detection, false alarm,
     correct, and "diarization error rate"), to report or pool over files."""
-    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
-    from pyannote.metrics.diarization import DiarizationErrorRate
-
     uri = "file"
     ref_turns = read_rttm(reference) if isinstance(reference, (str, os.PathLike)) else reference
     ref = _annotation(ref_turns, uri)
@@ -198,8 +202,6 @@ def _units(text: str, language: str, normalize: Callable[[str, str], str]) -> li
 
 
 def _errors(reference: list[str], hypothesis: list[str]) -> int:
-    import jiwer
-
     if not reference:
         return len(hypothesis)
     if not hypothesis:
@@ -218,11 +220,8 @@ def cpwer(
 
     `normalize(text, language)` defaults to the project's scoring normaliser.
     """
-    import numpy as np
-    from scipy.optimize import linear_sum_assignment
-
     if normalize is None:
-        from sanyu.evaluation.text import normalize
+        normalize = normalize_text
     ref_names, hyp_names = list(reference), list(hypothesis)
     ref_units = [_units(reference[s], language, normalize) for s in ref_names]
     hyp_units = [_units(hypothesis[s], language, normalize) for s in hyp_names]

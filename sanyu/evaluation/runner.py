@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sanyu.api import Transcriber
 from sanyu.audio import decode_audio
+from sanyu.evaluation import diarization
 from sanyu.evaluation.dataset import Clip, JoinedPart, join_clips, load_clips
 from sanyu.evaluation.text import Score, pooled, score
 from sanyu.options import TranscribeOptions
@@ -76,8 +77,6 @@ def evaluate_clips(
 
 def _score_speakers(result: ClipResult, transcript: Transcript) -> None:
     """DER where a reference RTTM exists; cpWER where a per-speaker transcript (STM) exists."""
-    from sanyu.evaluation import diarization
-
     clip = result.clip
     if clip.rttm is not None:
         turns = diarization.turns_from_transcript(transcript)

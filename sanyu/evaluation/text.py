@@ -15,7 +15,11 @@ import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
+import cn2an
 import jiwer
+import opencc
+from num2words import num2words
+from whisper_normalizer.english import EnglishTextNormalizer
 
 CHARACTER_LANGUAGES = ("zh", "yue")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -23,21 +27,15 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 @lru_cache(maxsize=1)
 def _english_normalizer():
-    from whisper_normalizer.english import EnglishTextNormalizer
-
     return EnglishTextNormalizer()
 
 
 @lru_cache(maxsize=1)
 def _t2s():
-    import opencc
-
     return opencc.OpenCC("t2s")
 
 
 def _chinese_numbers(text: str) -> str:
-    import cn2an
-
     with warnings.catch_warnings():  # cn2an warns about each fragment it leaves alone
         warnings.simplefilter("ignore", UserWarning)
         try:
@@ -47,8 +45,6 @@ def _chinese_numbers(text: str) -> str:
 
 
 def _spell_numbers(text: str) -> str:
-    from num2words import num2words
-
     return _NUMBER.sub(lambda m: f" {num2words(m.group())} ", text)
 
 

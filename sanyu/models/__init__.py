@@ -41,7 +41,7 @@ def resolve_whisper(model: str) -> str:
         return str(fetch(model))
     if "/" in model and not model.startswith((".", "/", "~")):
         return model  # a hub id
-    from faster_whisper.utils import available_models
+    from faster_whisper.utils import available_models  # CTranslate2 and more: seconds to import
 
     if model in available_models():
         return model

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -133,7 +132,3 @@ def fetch(name: str, force: bool = False, root: Path | None = None) -> Path:
     if check(spec, root).state != "ready":
         raise ModelError(f"{name}: cache entry failed verification after fetch")
     return target
-
-
-def remove(name: str, root: Path | None = None) -> None:
-    shutil.rmtree(cached_path(name, root), ignore_errors=True)

@@ -1,25 +1,19 @@
-"""Transcript writers (TXT minutes, SRT, VTT, TSV, JSON, RTTM) and output file names."""
+"""Transcript formats (TXT minutes, SRT, VTT, TSV, JSON, RTTM), writing them, and output names."""
 
+from sanyu.output.clean import format_timestamp, speaker_display_names
 from sanyu.output.naming import output_stem
-from sanyu.output.writers import (
-    FORMATS,
-    format_timestamp,
-    parse_formats,
-    parse_rttm,
-    render,
-    render_rttm_turns,
-    rttm_file_id,
-    speaker_display_names,
-    write_outputs,
-)
+from sanyu.output.rttm import parse_rttm, render_rttm_turns, rttm_file_id
+from sanyu.output.writers import ALL, FORMATS, parse_formats, render, render_file, write_outputs
 
 __all__ = [
+    "ALL",
     "FORMATS",
     "format_timestamp",
     "output_stem",
     "parse_formats",
     "parse_rttm",
     "render",
+    "render_file",
     "render_rttm_turns",
     "rttm_file_id",
     "speaker_display_names",

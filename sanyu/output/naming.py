@@ -20,6 +20,12 @@ Scheme: ``<readable>-<hash>``, always with the hash.
   An empty result becomes ``input``. It is cut (at a character boundary) so the whole
   stem is at most ``MAX_STEM_BYTES`` bytes of UTF-8.
 
+Every entry point (``sanyu transcribe``, ``sanyu batch``, ``POST /v1/jobs``) names inputs this
+way with the root of its listing (:func:`sanyu.inputs.list_inputs`): a folder for the files
+below it, a glob's fixed prefix, a manifest's folder, a lone file's own folder (so an upload
+named ``a.wav`` is named as ``sanyu transcribe a.wav`` names it: :func:`file_stem`), the
+server's input root for a job's ``uri``, and the common folder of several inputs given together.
+
 So a stem never holds a path separator, ``..``, NUL or a control character, never starts
 with a dot or a dash, and is never a Windows reserved name (``CON-1a2b3c4d`` is not).
 """
@@ -31,6 +37,8 @@ import os
 import posixpath
 import re
 import unicodedata
+
+from sanyu.paths import base_name, split_url
 
 MAX_STEM_BYTES = 150
 HASH_CHARS = 12  # 48 bits: even 100,000 inputs of one readable name hardly ever meet
@@ -45,19 +53,11 @@ def _encode(text: str) -> bytes:
         return text.encode("utf-8", "surrogatepass")
 
 
-def _split_url(path: str) -> tuple[str, str] | None:
-    """(scheme, rest) of a URL such as ``s3://bucket/key``; None for a local path."""
-    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", path, re.DOTALL)
-    if match and len(match.group(1)) > 1:  # not a Windows drive letter
-        return match.group(1).lower(), match.group(2)
-    return None
-
-
 def _relative(path: str, root: str | None) -> str | None:
     """``path`` relative to ``root`` with ``/`` separators; None when it is not under it."""
     if root is None:
         return None
-    url, root_url = _split_url(path), _split_url(root)
+    url, root_url = split_url(path), split_url(root)
     if (url is None) != (root_url is None):
         return None
     if url is not None and root_url is not None:
@@ -77,7 +77,7 @@ def _relative(path: str, root: str | None) -> str | None:
 
 def _identity(path: str) -> str:
     """The string hashed for an input given without a usable root."""
-    if _split_url(path) is not None:
+    if split_url(path) is not None:
         return path
     return posixpath.normpath(path.replace(os.sep, "/")) if path else path
 
@@ -125,17 +125,21 @@ def _truncate(text: str, max_bytes: int) -> str:
 def output_stem(input_path: str | os.PathLike, root: str | os.PathLike | None = None) -> str:
     """A stable, file-system-safe stem for the outputs of ``input_path`` (see module doc)."""
     path = os.fspath(input_path)
-    root_str = os.fspath(root) if root is not None else None
-    relative = _relative(path, root_str)
+    relative = _relative(path, os.fspath(root) if root is not None else None)
     if relative is not None:
-        identity = "relative\0" + relative
-        parts = relative.split("/")
-    else:
-        identity = "path\0" + _identity(path)
-        url = _split_url(path)
-        local = url[1].split("?", 1)[0].split("#", 1)[0] if url else path
-        parts = [local.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]]
-    parts[-1] = _drop_extension(parts[-1])
+        return _stem("relative\0" + relative, relative.split("/"))
+    return _stem("path\0" + _identity(path), [base_name(path)])
+
+
+def file_stem(name: str) -> str:
+    """The stem of a lone file named ``name``: its name relative to its own folder, as
+    ``sanyu transcribe NAME`` or ``sanyu batch NAME`` names it (an upload has only a name)."""
+    name = base_name(name)
+    return _stem("relative\0" + name, [name])
+
+
+def _stem(identity: str, parts: list[str]) -> str:
+    parts = [*parts[:-1], _drop_extension(parts[-1])]
     cleaned = [part for part in (_clean_part(part) for part in parts) if part]
     readable = "__".join(cleaned) or "input"
     digest = hashlib.sha256(_encode(identity)).hexdigest()[:HASH_CHARS]

@@ -1,14 +1,9 @@
-"""The Ray Data batch job (`sanyu batch`) and the output storage it shares with the HTTP jobs."""
+"""`sanyu batch`: the Ray Data job that transcribes many recordings, resumably.
 
-from sanyu.pipeline.inputs import InputItem, list_inputs, local_copy
-from sanyu.pipeline.storage import Storage, result_key
-
-__all__ = ["BatchSummary", "InputItem", "Storage", "list_inputs", "local_copy", "result_key", "run_batch"]
-
-
-def __getattr__(name):  # the job module imports Ray: only when it is used
-    if name in ("run_batch", "BatchSummary", "print_summary"):
-        from sanyu.pipeline import job
-
-        return getattr(job, name)
-    raise AttributeError(name)
+The stages, in the order data flows through them: `sanyu.inputs` (listing, on the driver),
+`prepare` (fetch, hash, skip, decode; `pieces` cuts long recordings), `workers` (Whisper actors,
+then finishers that join, diarize and write through `sanyu.storage`), with `plan` sizing the
+actor pools, `progress` drawing the display and `driver` running it all (`run_batch`).
+`settings` holds what the job is asked (`BatchSettings`) and needs nothing heavy; the other
+modules import Ray.
+"""

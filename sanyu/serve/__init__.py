@@ -1,4 +1,8 @@
-"""Sanyu over HTTP: a Ray Serve application (``sanyu serve``).
+"""Sanyu over HTTP: a Ray Serve application.
+
+Start it with ``sanyu serve``, ``serve run sanyu.serve:app model=base ...``, or a Serve config
+file (``serve run`` / ``serve deploy docs/serve-config.yaml``); `app` is the application
+builder and `ServeConfig` its arguments.
 
 Endpoints:
 
@@ -12,7 +16,7 @@ Endpoints:
     ``keywords[]``. Header ``X-Sanyu-Timeout: <s>`` may shorten the server's timeout.
 ``POST /v1/jobs``, ``GET /v1/jobs/{id}``
     Asynchronous transcription of an upload or a ``uri`` under an allowed input root; results
-    are written to storage in the batch job's layout.
+    are written to storage in the batch job's layout, under the names the batch job gives.
 ``GET /v1/models``, ``GET /healthz`` (liveness), ``GET /readyz`` (200 once models are loaded).
 
 Errors are JSON in OpenAI's shape ``{"error": {"message", "type", "code", "param"}}``: 401 without
@@ -21,15 +25,9 @@ the API key (when one is set), 413 for an upload over the limit (checked while i
 bad field, 403 for a job URI outside the allowed roots, 504 past the request timeout.
 """
 
+from sanyu.serve.application import build_app
 from sanyu.serve.config import ServeConfig
 
-__all__ = ["ServeConfig", "build_app", "serve_forever", "start"]
+app = build_app  # `serve run sanyu.serve:app key=value ...`
 
-
-def __getattr__(name):
-    # Ray and FastAPI load only when the server is actually built.
-    if name in ("build_app", "serve_forever", "start"):
-        from sanyu.serve import app
-
-        return getattr(app, name)
-    raise AttributeError(name)
+__all__ = ["ServeConfig", "app", "build_app"]

@@ -8,6 +8,8 @@ ten 5-second questions ride together, a 20-minute recording goes alone. Both the
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -146,20 +148,12 @@ class Coalescer:
     def enqueue(self, items: list[T]) -> list[Any]:
         """Queue ``items`` for the model; one asyncio future per item, resolved with its result
         (an exception object in place of a failed item's result). Call from the event loop."""
-        import asyncio
-
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in items]
         self._pending.extend(zip(items, futures))
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._work())
         return futures
-
-    async def submit(self, items: list[T]) -> list[Any]:
-        """The results for ``items`` (an exception object in place of a failed item's result)."""
-        import asyncio
-
-        return list(await asyncio.gather(*self.enqueue(items)))
 
     def _take(self) -> list[tuple[T, Any]]:
         taken: list[tuple[T, Any]] = []
@@ -178,9 +172,6 @@ class Coalescer:
         return taken
 
     async def _work(self) -> None:
-        import asyncio
-        import time
-
         while self._pending:
             taken = self._take()
             if not taken:

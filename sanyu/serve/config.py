@@ -1,23 +1,54 @@
-"""The server's settings, fixed at start (``sanyu serve`` options map onto these fields)."""
+"""The server's settings, fixed at start: the arguments of the Serve application.
 
-from __future__ import annotations
+One flat, typed record, so the same names work everywhere the application is started:
 
+* ``serve run sanyu.serve:app model=base diarize=true api_key=...`` (``key=value`` strings);
+* the ``args:`` of an application in a Serve config file (``serve run config.yaml``,
+  ``serve deploy config.yaml``, a KubeRay RayService): see docs/serve-config.yaml;
+* ``sanyu serve --model base --diarize ...``, whose options map onto these fields.
+
+The fields of `ModelOptions` and `TranscribeOptions` come first (what loads, and every request's
+defaults: requests may override language, prompt, script, diarization and speaker counts); the
+rest shape the server.
+"""
+
+# No `from __future__ import annotations`: pydantic and Ray Serve read the annotations.
 import os
-from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from sanyu.options import ModelOptions, TranscribeOptions
+from sanyu.paths import split_url
+
+_MODEL = ModelOptions()
+_OPTIONS = TranscribeOptions()
 
 
-@dataclass(frozen=True)
-class ServeConfig:
-    model_options: ModelOptions = field(default_factory=ModelOptions)
-    # Options every request starts from; request fields override language, script, diarize...
-    default_options: TranscribeOptions = field(default_factory=TranscribeOptions)
+class ServeConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 
-    host: str = "127.0.0.1"
-    port: int = 8000
-    app_name: str = "sanyu"
-    route_prefix: str = "/"
+    # What loads (ModelOptions).
+    model: str = _MODEL.model
+    device: Literal["auto", "cpu", "cuda"] = _MODEL.device
+    compute_type: str = _MODEL.compute_type
+    cpu_threads: int = _MODEL.cpu_threads  # 0: every core the replica may use
+
+    # Every request's defaults (TranscribeOptions).
+    language: str = _OPTIONS.language
+    script: str = _OPTIONS.script
+    mandarin_script: str = _OPTIONS.mandarin_script
+    prompt: str | None = None
+    hotwords: str | None = None
+    glossary: tuple[str, ...] = ()  # terms
+    beam_size: int = _OPTIONS.beam_size
+    batch_size: int = _OPTIONS.batch_size
+    vad: bool = _OPTIONS.vad
+    diarize: bool = _OPTIONS.diarize
+    num_speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+    speaker_names: tuple[str, ...] = ()
 
     api_key: str | None = None  # when set, every /v1 call needs `Authorization: Bearer <key>`
     max_upload_mb: float = 200.0  # whole request body, checked while it streams in
@@ -28,7 +59,7 @@ class ServeConfig:
     preload_diarizer: bool = True  # load pyannote at start (readyz waits for it)
 
     # Model replicas: a number, or "auto" (autoscaling from 1 to max_replicas).
-    replicas: int | str = 1
+    replicas: int | Literal["auto"] = 1
     max_replicas: int = 4
     replica_cpus: float = 0.5  # Ray logical CPUs reserved per model replica (fractional is fine)
     replica_gpus: float | None = None  # None: 1 when the model runs on CUDA, else 0
@@ -44,7 +75,7 @@ class ServeConfig:
     # Async jobs: results go to `output` (local folder or fsspec URL) in the batch job's layout;
     # a job may name a storage URI or local path only under one of `input_roots`.
     output: str = "sanyu-jobs"
-    storage_options: tuple[tuple[str, str], ...] = ()  # fsspec options for output and inputs
+    storage_options: dict[str, str | int | float | bool] = {}  # fsspec options for output and inputs
     input_roots: tuple[str, ...] = ()
     max_running_jobs: int = 1
     job_formats: tuple[str, ...] = ("json", "txt", "srt", "vtt")
@@ -53,15 +84,45 @@ class ServeConfig:
     # always removed). None: the system temporary folder.
     spool_dir: str | None = None
 
-    def __post_init__(self) -> None:
-        if self.replicas != "auto" and (not isinstance(self.replicas, int) or self.replicas < 1):
+    @field_validator("glossary", "speaker_names", "input_roots", "job_formats", mode="before")
+    @classmethod
+    def _comma_separated(cls, value):
+        """``key=a,b`` on the `serve run` command line gives a list like a YAML list does."""
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> "ServeConfig":
+        if self.replicas != "auto" and self.replicas < 1:
             raise ValueError(f"replicas must be a positive number or 'auto', not {self.replicas!r}")
-        if self.max_batch_size < 1:
-            raise ValueError("max_batch_size must be at least 1")
+        if self.max_batch_size < 1 or self.max_replicas < 1:
+            raise ValueError("max_batch_size and max_replicas must be at least 1")
         if self.max_upload_mb <= 0:
             raise ValueError("max_upload_mb must be positive")
         if self.max_batch_audio_s <= 0 or self.request_timeout_s <= 0:
             raise ValueError("max_batch_audio_s and request_timeout_s must be positive")
+        self.default_options  # noqa: B018 - TranscribeOptions checks its own fields
+        return self
+
+    @property
+    def model_options(self) -> ModelOptions:
+        return ModelOptions(
+            model=self.model, device=self.device, compute_type=self.compute_type,
+            cpu_threads=self.cpu_threads,
+        )
+
+    @property
+    def default_options(self) -> TranscribeOptions:
+        return TranscribeOptions(
+            language=self.language, script=self.script, mandarin_script=self.mandarin_script,
+            prompt=self.prompt, hotwords=self.hotwords, glossary=self.glossary,
+            beam_size=self.beam_size, batch_size=self.batch_size, vad=self.vad,
+            diarize=self.diarize, num_speakers=self.num_speakers, min_speakers=self.min_speakers,
+            max_speakers=self.max_speakers, speaker_names=self.speaker_names,
+        )
 
     @property
     def max_upload_bytes(self) -> int:
@@ -73,6 +134,4 @@ class ServeConfig:
         return max(2 * self.max_batch_size, 2)
 
     def resolved_output(self) -> str:
-        if "://" in self.output:
-            return self.output
-        return os.path.abspath(self.output)
+        return self.output if split_url(self.output) else os.path.abspath(self.output)

@@ -17,10 +17,12 @@
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from sanyu.output import render
 from sanyu.schema import Transcript
 
 OPENAI_FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
@@ -45,8 +47,6 @@ _MEDIA_TYPES = {
 
 
 def _compression_ratio(text: str) -> float:
-    import zlib
-
     data = text.encode("utf-8")
     return round(len(data) / len(zlib.compress(data)), 4) if data else 0.0
 
@@ -143,8 +143,6 @@ def render_response(
     speaker_names: tuple[str, ...] = (),
 ) -> Response:
     """The HTTP response for one transcript in the asked format (validated beforehand)."""
-    from sanyu.output import render
-
     if response_format == "json":
         return JSONResponse(to_json(transcript))
     if response_format == "verbose_json":

@@ -31,16 +31,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import fsspec
 from starlette.requests import Request
 
 from sanyu.audio import Audio
 from sanyu.options import TranscribeOptions
+from sanyu.output.naming import file_stem, output_stem
+from sanyu.paths import is_url, local_path, split_url
+from sanyu.results import FAILED, OK, BatchSummary, FileResult
 from sanyu.schema import Transcript
 from sanyu.serve.config import ServeConfig
 from sanyu.serve.errors import APIError, bad_request
 from sanyu.serve.formats import to_verbose_json
 from sanyu.serve.params import TranscriptionRequest, parse_request
-from sanyu.serve.upload import Form, check_content_type, load_audio, read_form
+from sanyu.serve.upload import Form, check_content_type, load_audio, read_form, safe_label
+from sanyu.storage import Storage, input_key
 
 log = logging.getLogger("sanyu.serve.jobs")
 
@@ -69,20 +74,7 @@ class JobInput:
     kind: str  # upload | local | remote
     location: str  # a path (upload, local) or a URL (remote)
     label: str  # the name reported back and kept in the transcript
-    stem: str = ""  # output file stem, as the batch job names it (sanyu.output.naming)
-
-
-def _with_stem(job_input: JobInput, root: str | None = None) -> JobInput:
-    from dataclasses import replace
-
-    from sanyu.output.naming import output_stem
-
-    source = job_input.label if job_input.kind == "upload" else job_input.location
-    return replace(job_input, stem=output_stem(source, root))
-
-
-def _is_url(value: str) -> bool:
-    return re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", value) is not None
+    stem: str  # output file stem, as `sanyu batch` names it (sanyu.output.naming)
 
 
 def _under(child: str, root: str) -> bool:
@@ -98,37 +90,34 @@ def resolve_input(uri: str, roots: tuple[str, ...]) -> JobInput:
         raise bad_request("uri holds control characters", param="uri")
     if not roots:
         raise forbidden("this server accepts no storage URIs or paths: upload the file instead")
-    if uri.startswith("file://"):
-        uri = uri[len("file://"):]
-    if _is_url(uri):
-        scheme, rest = uri.split("://", 1)
+    uri = local_path(uri)
+    if is_url(uri):
+        scheme, rest = split_url(uri)
         if ".." in rest.split("/") or "?" in rest or "#" in rest:
             raise forbidden(f"{uri!r} is not under an allowed input root")
-        normalized = f"{scheme.lower()}://{posixpath.normpath(rest)}"
+        normalized = f"{scheme}://{posixpath.normpath(rest)}"
         for root in roots:
-            if _is_url(root) and not root.startswith("file://"):
-                r_scheme, r_rest = root.split("://", 1)
-                root_url = f"{r_scheme.lower()}://{posixpath.normpath(r_rest)}"
+            if is_url(root):
+                r_scheme, r_rest = split_url(root)
+                root_url = f"{r_scheme}://{posixpath.normpath(r_rest)}"
                 if _under(normalized, root_url):
-                    found = JobInput("remote", normalized, posixpath.basename(normalized))
-                    return _with_stem(found, root_url)
+                    return JobInput("remote", normalized, posixpath.basename(normalized),
+                                    output_stem(normalized, root_url))
         raise forbidden(f"{uri!r} is not under an allowed input root")
     if not os.path.isabs(uri):
         raise bad_request("a local path must be absolute", param="uri")
     real = os.path.realpath(uri)
     for root in roots:
-        if _is_url(root) and not root.startswith("file://"):
+        if is_url(root):
             continue
-        root_real = os.path.realpath(root[len("file://"):] if root.startswith("file://") else root)
+        root_real = os.path.realpath(local_path(root))
         if os.path.commonpath([real, root_real]) == root_real:
-            return _with_stem(JobInput("local", real, os.path.basename(real)), root_real)
+            return JobInput("local", real, os.path.basename(real), output_stem(real, root_real))
     raise forbidden(f"{uri!r} is not under an allowed input root")
 
 
 def fetch_remote(url: str, directory: Path, max_bytes: int, storage_options: dict | None = None) -> Path:
     """Copy a storage object into ``directory`` (never handing the URL to ffmpeg)."""
-    import fsspec
-
     suffix = Path(posixpath.basename(url)).suffix.lower()
     if not re.fullmatch(r"\.[a-z0-9]{1,5}", suffix):
         suffix = ".bin"
@@ -155,7 +144,7 @@ def fetch_remote(url: str, directory: Path, max_bytes: int, storage_options: dic
 
 class JobStorage:
     """Each job's results under ``<output>/<job id>/``, in the batch job's layout
-    (:mod:`sanyu.pipeline.storage`): as if ``sanyu batch`` had run on that one input, with the
+    (:mod:`sanyu.storage`): as if ``sanyu batch`` had run on that one input, with the
     job's record beside them at ``_sanyu/job.json``::
 
         <output>/<job id>/<stem>.json|txt|srt|vtt   the transcript files
@@ -165,14 +154,10 @@ class JobStorage:
     """
 
     def __init__(self, config: ServeConfig):
-        from sanyu.pipeline.storage import Storage
-
         self.config = config
         self.root = Storage(config.resolved_output(), dict(config.storage_options))
 
-    def job(self, job_id: str):
-        from sanyu.pipeline.storage import Storage
-
+    def job(self, job_id: str) -> Storage:
         return Storage(self.root.url(job_id), dict(self.config.storage_options))
 
     def save_record(self, job_id: str, record: dict[str, Any]) -> None:
@@ -187,8 +172,6 @@ class JobStorage:
         self, job_id: str, job_input: JobInput, key: str, transcript: Transcript,
         options: TranscribeOptions, seconds: float,
     ) -> dict[str, Any]:
-        from sanyu.pipeline.job import BatchSummary, FileResult
-
         storage = self.job(job_id)
         done = storage.write_result(
             job_input.stem, key, transcript, self.config.job_formats, options.speaker_names,
@@ -196,7 +179,7 @@ class JobStorage:
         )
         summary = BatchSummary(
             storage.uri, job_id,
-            [FileResult(job_input.label, job_input.stem, "ok", transcript.duration, key=key)],
+            [FileResult(job_input.label, job_input.stem, OK, transcript.duration, key=key)],
             seconds,
         )
         summary.errors = storage.write_errors([])
@@ -214,13 +197,11 @@ class JobStorage:
     def write_failure(
         self, job_id: str, job_input: JobInput, stage: str, reason: str, key: str, seconds: float
     ) -> dict[str, Any]:
-        from sanyu.pipeline.job import BatchSummary, FileResult
-
         storage = self.job(job_id)
         error = storage.write_error(job_input.stem, job_input.label, stage, reason, key, job_id)
         summary = BatchSummary(
             storage.uri, job_id,
-            [FileResult(job_input.label, job_input.stem, "failed", 0.0, stage, reason, key)],
+            [FileResult(job_input.label, job_input.stem, FAILED, 0.0, stage, reason, key)],
             seconds,
         )
         summary.errors = storage.write_errors([error])
@@ -315,11 +296,9 @@ class JobManager:
         if form.file is not None and uri:
             raise bad_request("send either a file or a uri, not both", param="uri")
         if form.file is not None:
-            from sanyu.serve.app import _label
-
-            label = _label(form.file.filename)
+            label = safe_label(form.file.filename)
             check_content_type(form.file.content_type, label)
-            job_input = _with_stem(JobInput("upload", str(form.file.path), label))
+            job_input = JobInput("upload", str(form.file.path), label, file_stem(label))
         elif uri:
             job_input = resolve_input(uri, self.config.input_roots)
         else:
@@ -408,15 +387,10 @@ class JobManager:
 
     def _result_key(self, path: Path, options: TranscribeOptions) -> str:
         """The batch job's result key: the input's content hash and the settings' key."""
-        from sanyu.options import settings_key
-        from sanyu.pipeline.inputs import content_hash
-        from sanyu.pipeline.storage import result_key
-
         try:
-            digest = content_hash(str(path))
+            return input_key(path, self.config.model_options, options)
         except OSError:
             raise bad_request(f"{path.name}: cannot be read", code="invalid_audio") from None
-        return result_key(digest, settings_key(self.config.model_options, options))
 
     async def get(self, job_id: str) -> dict[str, Any]:
         if not JOB_ID.match(job_id):

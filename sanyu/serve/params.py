@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sanyu.adapters.faster_whisper import language_codes
 from sanyu.options import MANDARIN_SCRIPTS, SCRIPTS, TranscribeOptions
 from sanyu.serve.errors import bad_request
 from sanyu.serve.formats import RESPONSE_FORMATS
@@ -30,19 +31,10 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-def _whisper_languages() -> set[str]:
-    try:
-        from faster_whisper.tokenizer import _LANGUAGE_CODES
-
-        return set(_LANGUAGE_CODES)
-    except ImportError:  # pragma: no cover - faster-whisper is a dependency
-        return {"yue", "zh", "en"}
-
-
 def parse_language(value: str | None) -> str:
     key = (value or "").strip().lower().replace("_", "-")
     language = LANGUAGE_ALIASES.get(key, key)
-    if language != "auto" and language not in _whisper_languages():
+    if language != "auto" and language not in language_codes():
         raise bad_request(
             f"unsupported language {value!r}: use auto, yue, zh, en or another Whisper language code",
             code="unsupported_language", param="language",

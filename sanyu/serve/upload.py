@@ -30,6 +30,7 @@ from starlette.requests import Request
 
 from sanyu.audio import Audio, decode_audio
 from sanyu.errors import AudioError
+from sanyu.paths import is_media
 from sanyu.serve.errors import APIError, bad_request, too_large, unsupported_media
 
 MAX_FIELDS = 64
@@ -38,17 +39,13 @@ MAX_FIELD_BYTES = 64 * 1024
 # still sending its body can read the 413 instead of seeing its connection reset.
 DRAIN_BYTES = 32 * 1024 * 1024
 
-# File name extensions kept on the temporary copy (a hint only: ffprobe reads the content).
-MEDIA_EXTENSIONS = {
-    ".wav", ".flac", ".mp3", ".m4a", ".mp4", ".mpeg", ".mpga", ".aac", ".ogg", ".oga", ".opus",
-    ".webm", ".wma", ".mkv", ".mov", ".avi", ".amr", ".3gp", ".caf", ".aif", ".aiff",
-}
 # ffprobe's demuxer names for plain audio/video containers (no playlists, no scripts, no images).
 ALLOWED_DEMUXERS = (
     "wav,w64,flac,mp3,ogg,matroska,webm,mov,mp4,m4a,3gp,3g2,mj2,aac,avi,asf,amr,amrnb,amrwb,"
     "caf,aiff,au,mpeg,mpegts,mpegps,flv,wv,ape,tta,mpc,mpc8,dts,ac3,eac3,truehd,mlp,loas,"
     "latm,s16le,opus,shn,voc,xwma,gsm,sox,rm,nut"
 )
+_UNSAFE_LABEL = re.compile(r"[^\w.\- ()\[\]]+", re.UNICODE)
 # Content types that are clearly not audio or video: refused with 415 before ffmpeg runs.
 _NOT_MEDIA = re.compile(
     r"^(text/|image/|font/|application/(json|xml|pdf|zip|gzip|x-tar|x-7z|"
@@ -129,8 +126,17 @@ async def limited_stream(request: Request, max_bytes: int) -> AsyncIterator[byte
 
 
 def _safe_suffix(filename: str) -> str:
-    suffix = Path(filename).suffix.lower()
-    return suffix if suffix in MEDIA_EXTENSIONS else ".bin"
+    """The upload's extension, kept on the temporary copy when it is a media one (a hint
+    only: ffprobe reads the content)."""
+    return Path(filename).suffix.lower() if is_media(filename) else ".bin"
+
+
+def safe_label(filename: str | None) -> str:
+    """An uploaded file's name fit for messages, transcripts and output names: no folders,
+    no control characters."""
+    name = os.path.basename((filename or "").replace("\\", "/"))
+    name = _UNSAFE_LABEL.sub("_", name).strip(" .") or "upload"
+    return name[:120]
 
 
 class _Parser:
@@ -258,15 +264,6 @@ async def read_form(
     if not parser_state.ended:
         raise bad_request("incomplete multipart body (no closing boundary)", code="invalid_request")
     return parser_state.form
-
-
-async def read_body(request: Request, directory: Path, max_bytes: int) -> Path:
-    """The whole raw body into one temporary file (for uploads sent without multipart)."""
-    path = directory / "upload.bin"
-    with open(path, "wb") as handle:
-        async for chunk in limited_stream(request, max_bytes):
-            handle.write(chunk)
-    return path
 
 
 # ---- media checks -----------------------------------------------------------------------

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sanyu.transcribe import guards
-from sanyu.transcribe.whisper import EncoderOutput, Generation, WhisperBackend, compression_ratio, gather
+from sanyu.adapters.faster_whisper import EncoderOutput, Generation, WhisperBackend, compression_ratio, gather
 from sanyu.transcribe.windows import Window
 
 FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)

@@ -9,8 +9,8 @@ encoder output every utterance has anyway, so each utterance is decoded once, wi
 prompt, and it does not depend on what a prompt made the decoder write.
 
 A probe belongs to one model's encoder: its file lists the model weights (sha256 and size) it
-was trained on, and `probe_for` finds it only for those. `python -m sanyu.transcribe.dialect`
-trains one (see `main`).
+was trained on, and `probe_for` finds it only for those. `python -m sanyu.evaluation.dialect_training`
+trains one.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from sanyu.models.cache import sha256_file
 
 PROBES_DIR = Path(__file__).with_name("probes")
 # A Mandarin utterance decoded as Cantonese costs more than the reverse: the threshold is chosen
@@ -106,7 +108,5 @@ def probe_for(model_path: str | Path) -> DialectProbe | None:
     matching = [p for p in probes if any(b == size for _, b in p.models)]
     if not matching:
         return None
-    from sanyu.models.cache import sha256_file
-
     digest = sha256_file(weights)
     return next((p for p in matching if any(s == digest for s, _ in p.models)), None)

@@ -37,7 +37,7 @@ from sanyu.transcribe.dialect import probe_for
 from sanyu.transcribe.language import CANTONESE_PROMPT, decide_dialect, restrict_language
 from sanyu.transcribe.results import Result, retries, segment_of, tag_word_languages
 from sanyu.transcribe.script import apply_script
-from sanyu.transcribe.whisper import WhisperBackend, speech_timestamps
+from sanyu.adapters.faster_whisper import WhisperBackend, speech_timestamps
 from sanyu.transcribe.windows import (
     WINDOW_SECONDS,
     Utterance,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from sanyu.schema import Segment, Word
 from sanyu.transcribe.language import is_latin_word
-from sanyu.transcribe.whisper import Generation
+from sanyu.adapters.faster_whisper import Generation
 from sanyu.transcribe.windows import Utterance, Window, utterance_at
 
 # Speech with no text for this long, inside an utterance that has some, is decoded again.

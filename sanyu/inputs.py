@@ -1,9 +1,10 @@
-"""Listing the inputs of a batch job, and getting each one as a local file.
+"""Listing the inputs of a run, and getting each one as a local file.
 
-INPUT may be:
+One listing for every entry point: ``sanyu transcribe``, ``sanyu batch`` and the HTTP jobs'
+``uri`` all name their inputs with it. Each INPUT may be:
 
 * a directory: every file below it (recursively) whose extension is an audio or video one
-  (``sanyu.audio.AUDIO_EXTENSIONS``);
+  (``sanyu.paths.MEDIA_EXTENSIONS``);
 * a glob (``meetings/**/*.m4a``, ``s3://bucket/in/*.wav``), matched as written;
 * a manifest: a ``.csv``/``.tsv`` with a header, or a ``.jsonl``/``.ndjson``, one row per input
   with ``path`` and optionally ``language`` and ``num_speakers`` (a relative ``path`` is taken
@@ -12,8 +13,9 @@ INPUT may be:
 * a single file.
 
 Each input gets its output stem from :func:`sanyu.output.naming.output_stem` relative to the
-listing's root (the directory, the glob's fixed prefix, the manifest's folder), so the stem is
-the same in every run. A manifest row that cannot be used (no path, a bad ``num_speakers``)
+listing's root (the directory, the glob's fixed prefix, the manifest's folder, a lone file's
+own folder; with several INPUTs, the folder they all lie in), so the stem is the same in every
+run and two inputs never share one. A manifest row that cannot be used (no path, a bad ``num_speakers``)
 becomes an input with ``problem`` set, so the job reports it as an error instead of dropping it.
 
 ffmpeg only ever sees local files: :func:`local_copy` downloads an object-store input to a
@@ -25,38 +27,29 @@ from __future__ import annotations
 import contextlib
 import csv
 import glob as globlib
-import hashlib
 import io
 import json
 import os
 import re
 import shutil
+import stat
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sanyu.audio import AUDIO_EXTENSIONS
+import fsspec
+
 from sanyu.output.naming import output_stem
+from sanyu.paths import MEDIA_EXTENSIONS, display_path, is_url, local_path, split_url
 
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
 _GLOB_CHARS = re.compile(r"[*?\[]")
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
-
-
-def is_url(path: str) -> bool:
-    """True for an fsspec URL (``s3://…``); False for a local path (``file://`` counts as local)."""
-    return bool(_URL.match(path)) and not path.startswith("file://")
-
-
-def display_path(path: str) -> str:
-    """``path`` as printable text: bytes a file name holds that are not UTF-8 become ``\\xNN``."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True)
 class InputItem:
-    """One input of a batch: where it is, its output stem, and its per-input settings."""
+    """One input of a run: where it is, its output stem, and its per-input settings."""
 
     uri: str  # a local path (possibly holding surrogate escapes) or an fsspec URL
     stem: str
@@ -71,8 +64,6 @@ class InputItem:
 
 
 def _fs(url: str, storage_options: dict | None):
-    import fsspec
-
     return fsspec.core.url_to_fs(url, **(storage_options or {}))
 
 
@@ -103,18 +94,20 @@ def _list_directory(root: str, extensions: set[str]) -> list[InputItem]:
     return items
 
 
-def _list_url_prefix(url: str, extensions: set[str], storage_options: dict | None) -> list[InputItem]:
+def _list_url_prefix(
+    url: str, extensions: set[str], storage_options: dict | None
+) -> tuple[str, list[InputItem]]:
     fs, root = _fs(url, storage_options)
     if fs.isfile(root):
         parent = url.rstrip("/").rsplit("/", 1)[0]
-        return [_item(url, parent, int(fs.info(root).get("size") or -1))]
+        return parent, [_item(url, parent, int(fs.info(root).get("size") or -1))]
     found = fs.find(root, detail=True)
     items = []
     for path in sorted(found):
         if os.path.splitext(path)[1].lower() not in extensions:
             continue
         items.append(_item(fs.unstrip_protocol(path), url.rstrip("/"), int(found[path].get("size") or -1)))
-    return items
+    return url.rstrip("/"), items
 
 
 def _list_glob(pattern: str, storage_options: dict | None) -> list[InputItem]:
@@ -155,15 +148,19 @@ def _manifest_rows(text: str, suffix: str) -> Iterator[tuple[int, dict | None, s
         yield number, {k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k}, None
 
 
+def _manifest_base(manifest: str) -> str:
+    """The folder a manifest's relative paths (and its inputs' names) are taken from."""
+    return manifest.rsplit("/", 1)[0] if is_url(manifest) else os.path.dirname(os.path.abspath(manifest))
+
+
 def _list_manifest(manifest: str, storage_options: dict | None) -> list[InputItem]:
     suffix = os.path.splitext(manifest)[1].lower()
+    base = _manifest_base(manifest)
     if is_url(manifest):
         fs, path = _fs(manifest, storage_options)
         text = fs.cat_file(path).decode("utf-8-sig")
-        base = manifest.rsplit("/", 1)[0]
     else:
         text = Path(manifest).read_text(encoding="utf-8-sig")
-        base = os.path.dirname(os.path.abspath(manifest))
     items = []
     for number, row, problem in _manifest_rows(text, suffix):
         where = f"{display_path(manifest)} line {number}"
@@ -194,30 +191,63 @@ def _list_manifest(manifest: str, storage_options: dict | None) -> list[InputIte
 
 
 def list_inputs(
-    spec: str, storage_options: dict | None = None, extensions: set[str] | None = None
+    specs: str | os.PathLike | Sequence[str | os.PathLike],
+    storage_options: dict | None = None,
+    extensions: set[str] | None = None,
 ) -> list[InputItem]:
-    """Every input named by ``spec`` (see the module doc), in a stable order, each stem once."""
-    extensions = extensions or set(AUDIO_EXTENSIONS)
-    spec = os.fspath(spec)
-    if spec.startswith("file://"):
-        spec = spec[len("file://"):]
-    suffix = os.path.splitext(spec)[1].lower()
-    if suffix in MANIFEST_SUFFIXES and not _GLOB_CHARS.search(spec):
-        items = _list_manifest(spec, storage_options)
-    elif _GLOB_CHARS.search(spec) and not (not is_url(spec) and os.path.exists(spec)):
-        items = _list_glob(spec, storage_options)
-    elif is_url(spec):
-        items = _list_url_prefix(spec, extensions, storage_options)
-    elif os.path.isdir(spec):
-        items = _list_directory(spec, extensions)
-    elif os.path.lexists(spec):
-        items = [_item(spec, os.path.dirname(os.path.abspath(spec)), _size(spec))]
-    else:
-        raise FileNotFoundError(f"{display_path(spec)}: no such file, folder, glob match or manifest")
+    """Every input named by ``specs`` (one INPUT or several; see the module doc), in a stable
+    order, each stem once. FileNotFoundError names an INPUT that matches nothing."""
+    if isinstance(specs, (str, os.PathLike)):
+        specs = [specs]
+    listings = [_list_spec(os.fspath(spec), storage_options, extensions or set(MEDIA_EXTENSIONS))
+                for spec in specs]
+    if len(listings) == 1:
+        items = listings[0][1]
+    else:  # named relative to the folder all the INPUTs lie in, so that none collide
+        root = common_root([spec_root for spec_root, _ in listings])
+        items = [
+            item if item.problem else replace(item, stem=output_stem(item.uri, root))
+            for _, listed in listings for item in listed
+        ]
     unique: dict[str, InputItem] = {}
     for item in items:
-        unique.setdefault(item.stem, item)  # a manifest naming one file twice: do it once
+        unique.setdefault(item.stem, item)  # one file named twice: do it once
     return list(unique.values())
+
+
+def _list_spec(spec: str, storage_options: dict | None, extensions: set[str]) -> tuple[str, list[InputItem]]:
+    """(the root names are relative to, the inputs) of one INPUT."""
+    spec = local_path(spec)
+    suffix = os.path.splitext(spec)[1].lower()
+    if suffix in MANIFEST_SUFFIXES and not _GLOB_CHARS.search(spec):
+        return _manifest_base(spec), _list_manifest(spec, storage_options)
+    if _GLOB_CHARS.search(spec) and not (not is_url(spec) and os.path.exists(spec)):
+        return _static_prefix(spec), _list_glob(spec, storage_options)
+    if is_url(spec):
+        return _list_url_prefix(spec, extensions, storage_options)
+    if os.path.isdir(spec):
+        return spec, _list_directory(spec, extensions)
+    if os.path.lexists(spec):
+        parent = os.path.dirname(os.path.abspath(spec))
+        return parent, [_item(spec, parent, _size(spec))]
+    raise FileNotFoundError(f"{display_path(spec)}: no such file, folder, glob match or manifest")
+
+
+def common_root(roots: Sequence[str]) -> str | None:
+    """The deepest folder (or URL prefix) that holds every one of ``roots``; None when they
+    have none in common (local folders and URLs, or two schemes or buckets)."""
+    urls = [split_url(root) for root in roots]
+    if all(url is None for url in urls):
+        return os.path.commonpath([os.path.abspath(root) for root in roots])
+    if any(url is None for url in urls) or len({url[0] for url in urls}) != 1:
+        return None
+    split = [url[1].strip("/").split("/") for url in urls]
+    common = []
+    for parts in zip(*split):
+        if len(set(parts)) != 1:
+            break
+        common.append(parts[0])
+    return f"{urls[0][0]}://{'/'.join(common)}" if common else None
 
 
 def _size(path: str) -> int:
@@ -229,25 +259,37 @@ def _size(path: str) -> int:
 
 @contextlib.contextmanager
 def local_copy(uri: str, storage_options: dict | None = None) -> Iterator[str]:
-    """A local path holding the input's bytes: the path itself, or a temporary download."""
+    """A local path holding the input's bytes, under a name ffmpeg can be given: the path
+    itself; a temporary download of a remote input; or, for a local name that is not valid
+    UTF-8 (ffmpeg-python cannot pass it to ffmpeg), a hard link to it under a plain name
+    (a copy across file systems; never a symlink: decoding resolves links back to the name)."""
     if not is_url(uri):
-        yield uri[len("file://"):] if uri.startswith("file://") else uri
+        path = local_path(uri)
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            with _temporary(path) as plain:
+                try:
+                    os.link(path, plain)
+                except OSError:
+                    if stat.S_ISREG(os.stat(path).st_mode):  # never read a FIFO to copy it
+                        shutil.copyfile(path, plain)
+                yield plain
+            return
+        yield path
         return
     fs, path = _fs(uri, storage_options)
-    suffix = os.path.splitext(path)[1][:16]
-    directory = tempfile.mkdtemp(prefix="sanyu-input-")
-    local = os.path.join(directory, "input" + (suffix if re.fullmatch(r"\.[A-Za-z0-9]+", suffix) else ""))
-    try:
+    with _temporary(path) as local:
         fs.get_file(path, local)
         yield local
+
+
+@contextlib.contextmanager
+def _temporary(name: str) -> Iterator[str]:
+    """A path in a new private folder, keeping ``name``'s extension when it is a plain one."""
+    suffix = os.path.splitext(name)[1][:16]
+    directory = tempfile.mkdtemp(prefix="sanyu-input-")
+    try:
+        yield os.path.join(directory, "input" + (suffix if re.fullmatch(r"\.[A-Za-z0-9]+", suffix) else ""))
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-
-
-def content_hash(path: str, block: int = 1 << 20) -> str:
-    """sha256 of a local file's bytes (hex)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -1,4 +1,4 @@
-"""Adapter: the one module that touches faster-whisper's and CTranslate2's internals.
+"""faster-whisper and CTranslate2 internals (tested with faster-whisper 1.2.1, CTranslate2 4.8.5).
 
 Sanyu drives the model stage by stage (encode once; detect language on each utterance's frames of
 the encoder output; generate in batches; align words), where faster-whisper's own pipelines run
@@ -6,6 +6,9 @@ all stages at once. What it borrows from faster-whisper is small and pinned in t
 the model loader, the feature extractor, the tokenizer, prompt building, the timestamp-token
 parser `_split_segments_by_timestamps` and the word aligner `add_word_timestamps`.
 `tests/test_whisper_adapter.py` calls each of them and fails if their shape changes.
+`language_codes`: the Whisper language codes, which faster-whisper keeps in the private
+``faster_whisper.tokenizer._LANGUAGE_CODES`` (the HTTP layer checks a request before any model is
+at hand).
 
 Encoder output stays where the model runs: a NumPy array on the CPU, a torch tensor on CUDA
 (through ``__cuda_array_interface__``, no host copy), so rows and frame spans can be taken from it
@@ -22,7 +25,7 @@ import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.audio import pad_or_trim
-from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.tokenizer import _LANGUAGE_CODES, Tokenizer
 from faster_whisper.transcribe import get_suppressed_tokens
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
@@ -30,6 +33,10 @@ SAMPLE_RATE = 16000
 ENCODER_FRAMES_PER_SECOND = 50  # one encoder frame per 20 ms
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
+
+
+def language_codes() -> frozenset[str]:
+    return frozenset(_LANGUAGE_CODES)
 
 
 def speech_timestamps(

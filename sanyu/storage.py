@@ -1,4 +1,4 @@
-"""Where a batch job's results live: transcripts, done-markers, errors and the segment index.
+"""Where the results of a run (a batch, or an HTTP job) live: transcripts, done-markers, errors and the segment index.
 
 Layout under the output location (a local folder or an fsspec URL such as ``s3://bucket/out``)::
 
@@ -16,10 +16,9 @@ Layout under the output location (a local folder or an fsspec URL such as ``s3:/
     _sanyu/errors/<stem>.json     the last failure of an input, removed when it later succeeds
     _sanyu/parts/<key>/<n>.json   transcripts of the pieces of a long recording, until all exist
 
-Every write is atomic: a local file is written to a temporary file beside it and renamed over
-the target; an object store put is whole or absent. A process killed at any point therefore
-leaves each file either old or new, never half-written, and an input without a done-marker is
-simply done again.
+Every write is atomic (`sanyu.location.Location.put`), so a process killed at any point leaves
+each file either old or new, never half-written, and an input without a done-marker is simply
+done again.
 
 A result key is ``<first 32 hex of the sha256 of the input's bytes>-<settings_key>``
 (:func:`result_key`). An input is done when its stem's marker names the key it has now (same
@@ -28,36 +27,37 @@ bytes, same settings) and the formats asked for; a changed file or setting means
 The output stems never start with ``_`` (see :mod:`sanyu.output.naming`), so nothing here can
 collide with an input's files.
 
-The HTTP job endpoint reuses this module::
+The batch job and the HTTP jobs both write it::
 
     storage = Storage("s3://bucket/jobs/123", storage_options)
     storage.write_result(stem, key, transcript, ["json", "srt"], input_path="a.wav")
     storage.is_done(stem, key, ["json", "srt"]); storage.read_transcript(stem=stem)
-    storage.write_error(stem, "a.wav", "decode", "not audio"); storage.read_errors()
+    storage.write_error(stem, "a.wav", "decode", "not audio")
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
-import posixpath
 import re
-import tempfile
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sanyu.location import Location
+from sanyu.options import ModelOptions, TranscribeOptions, settings_key
+from sanyu.output import parse_formats, render_file
 from sanyu.schema import Transcript
 
 META = "_sanyu"
 INDEX_FILE = "index.parquet"
 ERRORS_FILE = "errors.jsonl"
 SUMMARY_FILE = "summary.json"
-# Object stores write an object whole or not at all, and have no directories to create.
-_OBJECT_STORE_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss"}
 _PART = re.compile(r"^(\d{6})(-last)?\.json$")
 _KEY = re.compile(r"^[0-9a-f]{8,64}-[0-9a-f]{8,64}$")
 
@@ -67,9 +67,21 @@ def result_key(content_hash: str, settings: str) -> str:
     return f"{content_hash[:32]}-{settings}"
 
 
-def index_schema():
-    import pyarrow as pa
+def content_hash(path: str | os.PathLike, block: int = 1 << 20) -> str:
+    """sha256 of a local file's bytes (hex)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
 
+
+def input_key(path: str | os.PathLike, model: ModelOptions, options: TranscribeOptions) -> str:
+    """The result key of the local file ``path`` transcribed with these settings."""
+    return result_key(content_hash(path), settings_key(model, options))
+
+
+def index_schema() -> pa.Schema:
     return pa.schema(
         [
             ("file", pa.string()),
@@ -104,148 +116,15 @@ def _check_key(key: str) -> None:
         raise ValueError(f"not a result key: {key!r}")
 
 
-class Storage:
-    """A batch job's output location (see the module doc for the layout)."""
-
-    def __init__(self, uri: str | os.PathLike, storage_options: dict | None = None):
-        import fsspec
-        from fsspec.implementations.local import LocalFileSystem
-
-        self.storage_options = dict(storage_options or {})
-        uri = os.fspath(uri)
-        self.fs, root = fsspec.core.url_to_fs(uri, **self.storage_options)
-        self.is_local = isinstance(self.fs, LocalFileSystem)
-        protocols = {self.fs.protocol} if isinstance(self.fs.protocol, str) else set(self.fs.protocol)
-        self.is_object_store = bool(protocols & _OBJECT_STORE_PROTOCOLS)
-        if self.is_local:
-            self.root = os.path.abspath(root)
-            os.makedirs(self.root, exist_ok=True)
-            self.uri = self.root
-        else:
-            self.root = root.rstrip("/")
-            self.uri = self.fs.unstrip_protocol(self.root)
-
-    def __repr__(self) -> str:
-        return f"Storage({self.uri!r})"
-
-    # ---- paths and atomic file operations ---------------------------------------------
-
-    def path(self, *parts: str) -> str:
-        """The filesystem path of ``parts`` under the root (``/``-joined; local: native)."""
-        if self.is_local:
-            return os.path.join(self.root, *parts)
-        return posixpath.join(self.root, *parts) if self.root else posixpath.join(*parts)
-
-    def url(self, *parts: str) -> str:
-        """What to show a user for ``parts``: a local absolute path or a URL with protocol."""
-        path = self.path(*parts)
-        return path if self.is_local else self.fs.unstrip_protocol(path)
-
-    def put(self, relative: str, data: bytes) -> str:
-        """Write ``data`` to ``relative`` (``/``-separated) atomically; return its URL."""
-        path = self.path(*relative.split("/"))
-        if self.is_local:
-            directory, name = os.path.split(path)
-            os.makedirs(directory, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name[:100]}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                try:  # a file written again keeps its permissions
-                    mode = os.stat(path).st_mode & 0o777
-                except FileNotFoundError:
-                    mode = 0o644
-                os.chmod(tmp, mode)
-                os.replace(tmp, path)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except FileNotFoundError:
-                    pass
-                raise
-        elif self.is_object_store:
-            self.fs.pipe_file(path, data)
-        else:  # another filesystem: write beside, then move over the target
-            directory = posixpath.dirname(path)
-            self.fs.makedirs(directory, exist_ok=True)
-            tmp = posixpath.join(directory, f".{uuid.uuid4().hex}.tmp")
-            self.fs.pipe_file(tmp, data)
-            self.fs.mv(tmp, path)
-        return self.url(*relative.split("/"))
-
-    def get(self, relative: str) -> bytes | None:
-        """The bytes of ``relative``, or None when it does not exist."""
-        path = self.path(*relative.split("/"))
-        try:
-            if self.is_local:
-                with open(path, "rb") as handle:
-                    return handle.read()
-            return self.fs.cat_file(path)
-        except FileNotFoundError:
-            return None
-
-    def exists(self, relative: str) -> bool:
-        path = self.path(*relative.split("/"))
-        return os.path.exists(path) if self.is_local else self.fs.exists(path)
-
-    def delete(self, relative: str) -> None:
-        path = self.path(*relative.split("/"))
-        try:
-            if self.is_local:
-                os.unlink(path)
-            else:
-                self.fs.rm_file(path)
-        except FileNotFoundError:
-            pass
-
-    def _list(self, relative: str) -> list[str]:
-        """Names (not paths) of the files directly in folder ``relative``."""
-        path = self.path(*relative.split("/"))
-        try:
-            if self.is_local:
-                return sorted(os.listdir(path))
-            self.fs.invalidate_cache(path)
-            return sorted(posixpath.basename(p.rstrip("/")) for p in self.fs.ls(path, detail=False))
-        except FileNotFoundError:
-            return []
-
-    def _get_json(self, relative: str) -> dict | None:
-        data = self.get(relative)
-        if data is None:
-            return None
-        try:
-            value = json.loads(data)
-        except ValueError:
-            return None
-        return value if isinstance(value, dict) else None
-
-    def _put_json(self, relative: str, value: Any) -> str:
-        return self.put(relative, (json.dumps(value, ensure_ascii=False, indent=1) + "\n").encode())
-
-    def cleanup_temp(self) -> int:
-        """Remove temporary files a killed writer left behind (local outputs only); call it
-        when no other job writes to this location. Returns how many were removed."""
-        if not self.is_local:
-            return 0
-        removed = 0
-        for dirpath, _dirnames, filenames in os.walk(self.root):
-            for name in filenames:
-                if name.startswith(".") and name.endswith(".tmp"):
-                    try:
-                        os.unlink(os.path.join(dirpath, name))
-                        removed += 1
-                    except OSError:
-                        pass
-        return removed
+class Storage(Location):
+    """A run's output location laid out for results (see the module doc)."""
 
     # ---- results -------------------------------------------------------------------------
 
     def done_record(self, stem: str) -> dict | None:
         """The done-marker of ``stem`` (key, formats, outputs, duration, ...), if finished."""
         _check_stem(stem)
-        return self._get_json(f"{META}/done/{stem}.json")
+        return self.get_json(f"{META}/done/{stem}.json")
 
     def is_done(self, stem: str, key: str, formats: Iterable[str] = ()) -> bool:
         """True when ``stem`` finished with result ``key`` and has every file of ``formats``."""
@@ -294,12 +173,10 @@ class Storage:
         the input's index rows, the done-marker; then any earlier error of the input is
         removed.
         """
-        from sanyu.output import render
-
         _check_stem(stem)
         _check_key(key)
-        formats = list(dict.fromkeys(f.lower().lstrip(".") for f in formats))
-        rendered = [(fmt, render(transcript, fmt, speaker_names).encode("utf-8")) for fmt in formats]
+        formats = parse_formats(formats)
+        rendered = [(fmt, render_file(transcript, fmt, speaker_names)) for fmt in formats]
         if store_transcript:
             self.put(f"{META}/transcripts/{key}.json", transcript.to_json(indent=None).encode("utf-8"))
         outputs = [self.put(f"{stem}.{fmt}", data) for fmt, data in rendered]
@@ -319,7 +196,7 @@ class Storage:
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **(extra or {}),
         }
-        self._put_json(f"{META}/done/{stem}.json", record)
+        self.put_json(f"{META}/done/{stem}.json", record)
         self.delete(f"{META}/errors/{stem}.json")
         return record
 
@@ -346,9 +223,6 @@ class Storage:
         )
 
     def _segment_rows(self, stem: str, key: str, transcript: Transcript, input_path: str | None) -> bytes:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         file = input_path if input_path is not None else transcript.source
         rows = [
             {
@@ -386,12 +260,12 @@ class Storage:
             "run_id": run_id,
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        self._put_json(f"{META}/errors/{stem}.json", record)
+        self.put_json(f"{META}/errors/{stem}.json", record)
         return record
 
     def error_record(self, stem: str) -> dict | None:
         _check_stem(stem)
-        return self._get_json(f"{META}/errors/{stem}.json")
+        return self.get_json(f"{META}/errors/{stem}.json")
 
     # ---- pieces of long recordings -------------------------------------------------------
 
@@ -403,7 +277,7 @@ class Storage:
     def complete_parts(self, key: str) -> list[Part] | None:
         """All pieces of ``key`` in order once every one has been written, else None."""
         _check_key(key)
-        names = [m for m in (_PART.match(n) for n in self._list(f"{META}/parts/{key}")) if m]
+        names = [m for m in (_PART.match(n) for n in self.listdir(f"{META}/parts/{key}")) if m]
         lasts = [int(m.group(1)) for m in names if m.group(2)]
         if not lasts:
             return None
@@ -420,21 +294,14 @@ class Storage:
 
     def delete_parts(self, key: str) -> None:
         _check_key(key)
-        for name in self._list(f"{META}/parts/{key}"):
+        for name in self.listdir(f"{META}/parts/{key}"):
             self.delete(f"{META}/parts/{key}/{name}")
-        if self.is_local:
-            try:
-                os.rmdir(self.path(META, "parts", key))
-            except OSError:
-                pass
+        self.remove_folder(f"{META}/parts/{key}")
 
     # ---- dataset-level files -------------------------------------------------------------
 
     def write_index(self, stems: Iterable[str]) -> str:
         """index.parquet: the segment rows of ``stems`` (those that are done), in that order."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         tables = []
         for stem in stems:
             data = self.get(f"{META}/segments/{stem}.parquet")
@@ -445,27 +312,10 @@ class Storage:
         pq.write_table(table, sink)
         return self.put(INDEX_FILE, sink.getvalue())
 
-    def read_index(self):
-        """index.parquet as a pyarrow Table (None before a job has written it)."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        data = self.get(INDEX_FILE)
-        return pq.read_table(pa.BufferReader(data)) if data is not None else None
-
     def write_errors(self, records: Iterable[dict]) -> str:
         """errors.jsonl: one record per failed input (see write_error)."""
         lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in records]
         return self.put(ERRORS_FILE, "".join(lines).encode("utf-8"))
 
-    def read_errors(self) -> list[dict]:
-        data = self.get(ERRORS_FILE)
-        if not data:
-            return []
-        return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
-
     def write_summary(self, summary: dict) -> str:
-        return self._put_json(SUMMARY_FILE, summary)
-
-    def read_summary(self) -> dict | None:
-        return self._get_json(SUMMARY_FILE)
+        return self.put_json(SUMMARY_FILE, summary)

@@ -1,0 +1,3 @@
+from sanyu.cli import main
+
+main()

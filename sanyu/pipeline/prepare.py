@@ -1,0 +1,78 @@
+"""Stage 1 of the batch job, in CPU tasks: fetch, hash, skip, decode, cut.
+
+An object-store input is downloaded to a local temporary file first (ffmpeg only sees local
+files); its bytes are hashed into its result key; an input already done with that key is
+skipped (no decoding, no model), one whose transcript is stored but whose files are not is
+passed on to be re-rendered; the rest is decoded and cut into pieces (`sanyu.pipeline.pieces`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from sanyu.audio import SAMPLE_RATE
+from sanyu.errors import AudioError
+from sanyu.inputs import local_copy
+from sanyu.options import TranscribeOptions
+from sanyu.paths import display_path
+from sanyu.pipeline.pieces import split_audio
+from sanyu.pipeline.rows import AUDIO, REUSE, failed, row, table
+from sanyu.pipeline.settings import JobSpec
+from sanyu.results import SKIPPED
+from sanyu.storage import Storage, input_key
+
+
+def prepare_batch(batch: pa.Table, spec: JobSpec) -> Iterator[pa.Table]:
+    """Ray Data UDF: each input row becomes piece rows, or one skipped/reuse/failed row."""
+    for values in batch.to_pylist():
+        for out in _prepare(values, spec):
+            yield table([out])
+
+
+def _prepare(values: dict, spec: JobSpec) -> Iterator[dict]:
+    base = row(**{k: values[k] for k in ("index", "uri", "path", "stem", "options")})
+    if values.get("problem"):
+        yield failed(base, "list", values["problem"])
+        return
+    uri = os.fsdecode(values["uri"])
+    stage, key = "fetch", ""
+    try:
+        options = TranscribeOptions.from_dict(json.loads(values["options"]))
+        with local_copy(uri, spec.storage_options) as path:
+            _check_regular(path)
+            key = input_key(path, spec.model, options)
+            storage = Storage(spec.output, spec.storage_options)
+            if storage.is_done(base["stem"], key, spec.formats):
+                record = storage.done_record(base["stem"]) or {}
+                yield row(**{**base, "status": SKIPPED, "key": key,
+                              "duration": float(record.get("duration") or 0.0)})
+                return
+            if storage.has_transcript(key):
+                yield row(**{**base, "status": REUSE, "key": key})
+                return
+            stage = "decode"
+            for index, last, offset, samples in split_audio(path, spec.piece_seconds):
+                yield row(
+                    **{**base, "status": AUDIO, "key": key, "piece": index, "last": last,
+                       "offset": offset, "duration": len(samples) / SAMPLE_RATE,
+                       "pcm": samples.tobytes()}
+                )
+    except AudioError as exc:
+        yield failed(base, "decode", exc.reason, key)
+    except FileNotFoundError:
+        yield failed(base, stage, "file not found", key)
+    except PermissionError:
+        yield failed(base, stage, "permission denied", key)
+    except Exception as exc:  # one bad input must not stop the batch
+        yield failed(base, stage, f"{type(exc).__name__}: {exc}", key)
+
+
+def _check_regular(path: str) -> None:
+    info = os.stat(path)  # FileNotFoundError / PermissionError are reported as such
+    if not stat.S_ISREG(info.st_mode):
+        raise AudioError(display_path(path), "not a regular file")
