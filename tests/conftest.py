@@ -39,6 +39,14 @@ def transcriber():
     return Transcriber(ModelOptions(model="base"))
 
 
+@pytest.fixture(scope="session")
+def tiny_large_v3(tmp_path_factory) -> Path:
+    """A tiny random Whisper in large-v3's shape (128 mel bins, `<|yue|>`), see tiny_whisper.py."""
+    from tiny_whisper import build_tiny_large_v3
+
+    return build_tiny_large_v3(tmp_path_factory.mktemp("tiny-large-v3"))
+
+
 def write_wav(path: Path, samples: np.ndarray, sample_rate: int = 16000) -> Path:
     from sanyu.evaluation.dataset import write_wav as _write
 
