@@ -7,6 +7,8 @@ check the model itself and faster-whisper on it, the parts the engine relies on.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -168,3 +170,51 @@ def test_engine_sees_the_yue_token(tiny_large_v3):
     engine = WhisperEngine(ModelOptions(model=str(tiny_large_v3), cpu_threads=1))
     assert engine.has_yue_token and engine.multilingual
     assert engine.model.model.n_mels == N_MELS
+
+
+@pytest.mark.slow
+def test_engine_decodes_with_yue_and_128_mel_bins(tiny_large_v3, speech):
+    from sanyu import ModelOptions, TranscribeOptions, Transcriber
+    from sanyu.audio import Audio
+
+    transcriber = Transcriber(ModelOptions(model=str(tiny_large_v3), cpu_threads=1))
+    engine = transcriber.engine
+    assert engine.dialect_probe is None, "the model's own token decides, not a probe"
+    with record_calls(engine.model) as calls:
+        transcript = transcriber.transcribe_audio(Audio(speech, "speech"), TranscribeOptions())
+    assert set(calls.feature_bins) == {N_MELS}
+    assert calls.prompts and set(calls.language_tokens) == {YUE}
+    assert transcript.segments and {s.language for s in transcript.segments} == {"yue"}
+    assert not any("廣東話" in "".join(map(str, p)) for p in calls.prompts)
+    assert_steered_text("".join(s.text for s in transcript.segments).replace(" ", ""))
+
+
+def _sanyu(*args, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sanyu.cli", *args], capture_output=True, text=True, timeout=600,
+        cwd=cwd,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["transcribe", "batch"])
+def test_commands_run_the_yue_path_end_to_end(tiny_large_v3, tmp_path, command):
+    clips = tmp_path / "in"
+    clips.mkdir()
+    for relative in ("yue/yue_sherpa_yue-2.wav", "en/en_ljspeech_LJ002-0020.wav"):
+        source = eval_clip(relative)
+        (clips / source.name).symlink_to(source)
+    extra = ["--workers", "1"] if command == "batch" else []
+    result = _sanyu(
+        command, str(clips), "--model", str(tiny_large_v3), "-o", str(tmp_path / "out"),
+        "-f", "json", "--log-level", "debug", *extra, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "128 mel bins; Cantonese from its own <|yue|> token" in result.stderr
+    assert "with <|yue|>" in result.stderr  # the decoder's own record of the token it used
+    outputs = sorted((tmp_path / "out").glob("*.json"))
+    transcripts = [json.loads(p.read_text(encoding="utf-8")) for p in outputs if not p.name.startswith(("summary", "index"))]
+    transcripts = [t for t in transcripts if "segments" in t]
+    assert len(transcripts) == 2
+    for transcript in transcripts:
+        assert transcript["segments"] and {s["language"] for s in transcript["segments"]} == {"yue"}

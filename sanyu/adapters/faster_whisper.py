@@ -141,7 +141,11 @@ class WhisperBackend:
         self.n_mels = self.model.model.n_mels
 
     def has_language_token(self, code: str) -> bool:
-        return self.model.hf_tokenizer.token_to_id(f"<|{code}|>") is not None
+        return self.model.hf_tokenizer.token_to_id(self.language_token(code)) is not None
+
+    @staticmethod
+    def language_token(code: str) -> str:
+        return f"<|{code}|>"
 
     @lru_cache(maxsize=None)
     def tokenizer(self, language: str | None) -> Tokenizer:

@@ -11,6 +11,7 @@ away and counts as a failure too, so a loop never runs to the model's 448-token 
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from sanyu.transcribe import guards
 from sanyu.adapters.faster_whisper import EncoderOutput, Generation, WhisperBackend, compression_ratio, gather
 from sanyu.transcribe.windows import Window
+
+log = logging.getLogger(__name__)
 
 FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)
 # New tokens a window may take: timestamps plus text at a fast speaker's rate, with room to spare.
@@ -103,6 +106,9 @@ class Decoder:
             view = gather([(item.encoded, item.row) for item in batch])
             batch_prompts = [prompts[i] for i in indices]
             caps = [token_cap(item.window.duration) for item in batch]
+            if log.isEnabledFor(logging.DEBUG):
+                tokens = sorted({self.backend.language_token(self.token_language(i.window)) for i in batch})
+                log.debug("decoding %d windows with %s", len(batch), ", ".join(tokens))
             first = self.backend.generate(view, batch_prompts, caps, beam_size=beam_size)
             # Silence is judged on the beam search alone: a window whose best decode is unsure
             # and that the model thinks holds no speech. Fallback samples are unsure by nature,

@@ -97,6 +97,15 @@ class WhisperEngine:
         # has the token (large-v3 and later) can use it; on others it silently yields garbage.
         self.has_yue_token = self.backend.has_language_token("yue")
         self.dialect_probe = None if self.has_yue_token else probe_for(self.model_path)
+        cantonese = (
+            "its own <|yue|> token" if self.has_yue_token
+            else "a dialect probe" if self.dialect_probe is not None
+            else "Cantonese words written under a Cantonese prompt"
+        )
+        log.info(
+            "Whisper %s on %s (%s): %d mel bins; Cantonese from %s", self.model_options.model,
+            self.device, self.compute_type, self.backend.n_mels, cantonese,
+        )
 
     @property
     def model(self):
