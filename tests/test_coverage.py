@@ -12,6 +12,7 @@ from sanyu.evaluation.coverage import missing_stretches
 from sanyu.evaluation.dataset import load_clips
 from sanyu.evaluation.runner import plain_faster_whisper
 from sanyu.schema import Dropped
+from sanyu.transcribe.speech import speech_regions
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +35,7 @@ def transcripts(transcriber, shared_eval):
 
 def test_every_utterance_is_transcribed_or_dropped_by_a_named_guard(transcriber, transcripts):
     for clip, audio, transcript, _ in transcripts:
-        regions = transcriber.engine.speech_regions(audio, TranscribeOptions())
+        regions = speech_regions(audio)
         for start, end in regions:
             covered = any(s.end > start and s.start < end for s in transcript.segments)
             dropped = [d for d in transcript.dropped if d.start < end and d.end > start]

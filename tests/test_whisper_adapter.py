@@ -71,6 +71,13 @@ def test_one_window_through_every_borrowed_step(backend):
     assert all(0.0 <= w["probability"] <= 1.0 for w in words)
 
 
+def test_features_computed_without_the_model_are_the_models(backend):
+    from sanyu.adapters.faster_whisper import LogMel
+
+    samples = decode_audio(eval_clip("en/en_jfk_whisper.flac")).samples
+    assert np.array_equal(LogMel(backend.path)(samples), backend.features(samples))
+
+
 def test_a_capped_decode_is_reported_as_capped(backend):
     audio = decode_audio(eval_clip("en/en_jfk_whisper.flac"))
     encoded = backend.encode(backend.features(audio.samples)[None])

@@ -25,6 +25,7 @@ import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.audio import pad_or_trim
+from faster_whisper.feature_extractor import FeatureExtractor
 from faster_whisper.tokenizer import _LANGUAGE_CODES, Tokenizer
 from faster_whisper.transcribe import get_suppressed_tokens
 from faster_whisper.vad import VadOptions, get_speech_timestamps
@@ -51,6 +52,18 @@ def speech_timestamps(
         (ts["start"] / SAMPLE_RATE, ts["end"] / SAMPLE_RATE)
         for ts in get_speech_timestamps(samples, options)
     ]
+
+
+class LogMel:
+    """A model's log-mel front end (80 or 128 bins, from its preprocessor_config.json), built
+    without loading the model: for CPU work ahead of a model actor."""
+
+    def __init__(self, model_path: str):
+        self.extractor = FeatureExtractor(**WhisperModel._get_feature_kwargs(None, model_path))
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        """Features of up to 30 s of audio, padded to a full window."""
+        return pad_or_trim(self.extractor(samples)[..., :-1])
 
 
 def compression_ratio(text: str) -> float:
@@ -135,6 +148,7 @@ class WhisperBackend:
     max_length = 448  # decoder positions, prompt included
 
     def __init__(self, path: str, device: str, compute_type: str, cpu_threads: int):
+        self.path = path
         self.model = WhisperModel(path, device=device, compute_type=compute_type, cpu_threads=cpu_threads)
         self.cuda = device == "cuda"
         self.multilingual = self.model.model.is_multilingual

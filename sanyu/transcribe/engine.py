@@ -37,29 +37,12 @@ from sanyu.transcribe.dialect import probe_for
 from sanyu.transcribe.language import CANTONESE_PROMPT, decide_dialect, restrict_language
 from sanyu.transcribe.results import Result, retries, segment_of, tag_word_languages
 from sanyu.transcribe.script import apply_script
-from sanyu.adapters.faster_whisper import WhisperBackend, speech_timestamps
-from sanyu.transcribe.windows import (
-    WINDOW_SECONDS,
-    Utterance,
-    Window,
-    pack,
-    split_by,
-    utterance_at,
-    windows_for,
-)
+from sanyu.adapters.faster_whisper import WhisperBackend
+from sanyu.transcribe.speech import SpeechPlan, plan_speech, speech_regions, window_samples, windows_of
+from sanyu.transcribe.windows import Utterance, Window, split_by, utterance_at, windows_for
 
 log = logging.getLogger(__name__)
 
-# Silero VAD: speech above this probability; a pause of 0.5 s ends an utterance; 0.2 s kept
-# around speech.
-VAD_THRESHOLD = 0.5
-VAD_MIN_SILENCE_MS = 500
-VAD_PAD_MS = 200
-# Recordings whose speech level is under QUIET_DBFS (whispering, a distant or low-gain microphone)
-# are raised to SPEECH_DBFS, the usual active speech level, for VAD only: Silero misses quiet
-# speech that Whisper itself hears well.
-QUIET_DBFS = -40.0
-SPEECH_DBFS = -26.0
 # Windows taken through every stage together (bounds the encoder output held at once).
 WAVE_WINDOWS = 32
 FALLBACK_SEED = 20241123
@@ -119,16 +102,22 @@ class WhisperEngine:
         self,
         audios: list[Audio],
         options: TranscribeOptions,
-        speech: list[list[tuple[float, float]]] | None = None,
+        plans: list[SpeechPlan] | None = None,
     ) -> list[Transcript]:
         """Transcribe several recordings, their windows batched together on the model.
 
-        ``speech``: each recording's speech regions, when the caller found them already.
+        ``plans``: each recording's speech regions (and window features), when the caller
+        worked them out already (`sanyu.transcribe.speech.plan_speech`).
         """
-        if speech is None:
-            speech = [self.speech_regions(audio, options) for audio in audios]
-        utterances = [[Utterance(i, s, e) for s, e in regions] for i, regions in enumerate(speech)]
-        windows = [w for audio, mine in zip(audios, utterances) for w in pack(mine, audio.duration)]
+        if plans is None:
+            plans = [plan_speech(audio, options.vad) for audio in audios]
+        windows = []
+        for item, (audio, plan) in enumerate(zip(audios, plans)):
+            mine = windows_of(audio, plan.regions, item)
+            for window, features in zip(mine, plan.features or [None] * len(mine)):
+                window.features = features
+            windows += mine
+        utterances = [[u for w in windows if w.item == i for u in w.utterances] for i in range(len(audios))]
         results: list[Result] = []
         for start in range(0, len(windows), WAVE_WINDOWS):
             results += _Wave(self, audios, options).run(windows[start : start + WAVE_WINDOWS])
@@ -143,30 +132,14 @@ class WhisperEngine:
         """What the dialect probe sees: the mean encoder frame of each utterance the detector
         calls Chinese, windows packed and encoded as for transcription (to train a probe)."""
         options = (options or TranscribeOptions()).with_(language="auto")
-        utterances = [Utterance(0, s, e) for s, e in self.speech_regions(audio, options)]
         wave = _Wave(self, [audio], options)
         out = []
-        for e in wave._encode(pack(utterances, audio.duration)):
+        for e in wave._encode(windows_of(audio, speech_regions(audio, options.vad))):
             for u in e.window.utterances:
                 start, end = wave._detect(e, u)
                 if u.language == "zh":
                     out.append((u, self.backend.embedding(e.encoded, e.row, start, end)))
         return out
-
-    def speech_regions(self, audio: Audio, options: TranscribeOptions) -> list[tuple[float, float]]:
-        if audio.duration == 0:
-            return []
-        if not options.vad:
-            step = WINDOW_SECONDS - 1
-            regions = [
-                (float(s), min(float(s) + step, audio.duration))
-                for s in np.arange(0, audio.duration, step)
-            ]
-            # Without VAD, still never decode digital silence: Whisper invents text there.
-            return [r for r in regions if not guards.is_digital_silence(audio.slice(*r))]
-        return speech_timestamps(
-            _audible(audio.samples), VAD_THRESHOLD, VAD_MIN_SILENCE_MS, VAD_PAD_MS, WINDOW_SECONDS - 1
-        )
 
     def _assemble(
         self, audio: Audio, utterances: list[Utterance], results: list[Result],
@@ -313,9 +286,9 @@ class _Wave:
         return out
 
     def _features(self, window: Window) -> np.ndarray:
-        audio = self.audios[window.item]
-        samples = np.concatenate([audio.slice(start, end) for start, end in window.spans])
-        return self.backend.features(samples)
+        if window.features is not None:
+            return window.features
+        return self.backend.features(window_samples(self.audios[window.item], window))
 
     def _decode(self, encoded: list[EncodedWindow], sample_loops: bool = False) -> list[Decoded]:
         if not encoded:
@@ -390,19 +363,6 @@ class _Wave:
 
     def _duration(self, window: Window) -> float:
         return self.audios[window.item].duration
-
-
-def _audible(samples: np.ndarray) -> np.ndarray:
-    """The samples, raised to SPEECH_DBFS when their speech level is under QUIET_DBFS. The level
-    is the 95th percentile of 100 ms RMS: loud enough to be speech, robust to a click."""
-    blocks = samples[: len(samples) // 1600 * 1600].reshape(-1, 1600)
-    if not len(blocks):
-        return samples
-    level = float(np.percentile(np.sqrt(np.mean(np.square(blocks, dtype=np.float64), axis=1)), 95))
-    if level <= 0 or 20 * np.log10(level) >= QUIET_DBFS:
-        return samples
-    gain = 10 ** (SPEECH_DBFS / 20) / level
-    return np.clip(samples * gain, -1.0, 1.0).astype(np.float32)
 
 
 def _replaces(rescue: Result, looped: Segment) -> bool:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 WINDOW_SECONDS = 30.0
 # Pauses inside a window are kept up to this long (chosen on fold A, docs/language.md): VAD
 # sometimes calls a soft word a pause, and a shortened pause would cut it.
@@ -51,7 +53,7 @@ class Window:
     utterances: list[Utterance]
     spans: list[tuple[float, float]]  # source times whose audio, in order, makes the window
     language: str | None = None
-    cantonese_prompt: bool = False  # decoded under the Cantonese prompt (a model without yue)
+    features: np.ndarray | None = None  # its log-mel features, when computed ahead
 
     @property
     def start(self) -> float:
