@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import threading
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sanyu.audio import Audio, decode_audio
 from sanyu.diarize.merge import assign_speakers
 from sanyu.options import ModelOptions, TranscribeOptions
 from sanyu.schema import Transcript
+
+if TYPE_CHECKING:
+    from sanyu.transcribe.speech import SpeechPlan
 
 
 class Transcriber:
@@ -45,12 +49,16 @@ class Transcriber:
         return self.transcribe_audio(decode_audio(path), options)
 
     def transcribe_many(
-        self, audios: list[Audio], options: TranscribeOptions | None = None
+        self, audios: list[Audio], options: TranscribeOptions | None = None,
+        plans: list[SpeechPlan] | None = None,
     ) -> list[Transcript]:
-        """Transcribe several recordings, their speech chunks batched together on the model."""
+        """Transcribe several recordings, their speech windows batched together on the model.
+
+        ``plans``: each recording's speech regions and window features, when they were worked
+        out ahead (`sanyu.transcribe.speech.plan_speech`; the batch job does, in CPU tasks)."""
         options = options or TranscribeOptions()
         with self._lock:
-            transcripts = self.engine.transcribe_many(audios, options)
+            transcripts = self.engine.transcribe_many(audios, options, plans)
             if options.diarize:
                 transcripts = [self.diarize(audio, t, options) for audio, t in zip(audios, transcripts)]
         return transcripts

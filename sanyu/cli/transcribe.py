@@ -15,13 +15,14 @@ from rich.table import Table
 from sanyu.api import Transcriber
 from sanyu.audio import decode_audio
 from sanyu.cli.options import (
-    build_options, input_options, list_or_exit, log_option, model_options, output_options,
+    build_options, input_options, list_or_exit, log_option, model_options, option, output_options,
     parse_formats_option, transcribe_options,
 )
 from sanyu.errors import SanyuError
 from sanyu.inputs import InputItem, local_copy
 from sanyu.options import TranscribeOptions
 from sanyu.output import write_outputs
+from sanyu.schema import Dropped
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class FileOutcome:
     seconds: float = 0.0
     outputs: tuple[str, ...] = ()
     error: str | None = None
+    dropped: tuple[Dropped, ...] = ()
 
 
 @click.command("transcribe")
@@ -40,8 +42,11 @@ class FileOutcome:
 @output_options
 @model_options
 @transcribe_options
+@option("--debug/--no-debug", default=False, show_default=True,
+        help="List every utterance that ended without text, with the guard that dropped it "
+             "(the JSON output always counts them).")
 @log_option
-def transcribe_command(inputs, storage_options, output, formats, **kwargs):
+def transcribe_command(inputs, storage_options, output, formats, debug, **kwargs):
     """Transcribe INPUTS into OUTPUT: audio or video files, folders (searched recursively),
     globs, manifests (.csv/.tsv/.jsonl) or s3:// prefixes, named as `sanyu batch` names them.
 
@@ -67,6 +72,11 @@ def transcribe_command(inputs, storage_options, output, formats, **kwargs):
             outcomes.append(outcome)
             progress.advance(task)
     _print_summary(console, outcomes, time.perf_counter() - started, output)
+    if debug:
+        for o in outcomes:
+            for d in o.dropped:
+                console.print(f"dropped {o.path} {d.start:.2f}-{d.end:.2f} s: {d.reason}",
+                              markup=False, highlight=False)
     sys.exit(1 if any(o.error for o in outcomes) else 0)
 
 
@@ -88,6 +98,7 @@ def _transcribe_one(
         audio.source = item.display
         outcome.duration = audio.duration
         transcript = transcriber.transcribe_audio(audio, per_input)
+        outcome.dropped = tuple(transcript.dropped)
         outcome.outputs = tuple(write_outputs(transcript, output, item.stem, formats, per_input.speaker_names))
     except SanyuError as exc:
         outcome.error = str(exc)
@@ -100,19 +111,21 @@ def _transcribe_one(
 
 def _print_summary(console: Console, outcomes: list[FileOutcome], wall: float, output: str) -> None:
     table = Table(title="Sanyu transcription summary")
-    for column in ("file", "audio", "wall", "RTF", "result"):
+    for column in ("file", "audio", "wall", "RTF", "dropped", "result"):
         table.add_column(column)
     for o in outcomes:
         rtf = f"{o.seconds / o.duration:.2f}" if o.duration else "-"
+        dropped = f"{len(o.dropped)} ({sum(d.duration for d in o.dropped):.1f} s)" if o.dropped else "0"
         table.add_row(
-            o.path, f"{o.duration:.1f} s", f"{o.seconds:.1f} s", rtf,
+            o.path, f"{o.duration:.1f} s", f"{o.seconds:.1f} s", rtf, dropped,
             "[red]failed[/red]" if o.error else "ok",
         )
     audio = sum(o.duration for o in outcomes)
     failed = sum(1 for o in outcomes if o.error)
     table.add_row(
         f"{len(outcomes)} files", f"{audio:.1f} s", f"{wall:.1f} s",
-        f"{wall / audio:.2f}" if audio else "-", f"{len(outcomes) - failed} ok, {failed} failed",
+        f"{wall / audio:.2f}" if audio else "-", str(sum(len(o.dropped) for o in outcomes)),
+        f"{len(outcomes) - failed} ok, {failed} failed",
         style="bold",
     )
     console.print(table)

@@ -139,7 +139,10 @@ def _job_spec(settings: BatchSettings, plan: Plan, output: str, run_id: str) -> 
 
 
 def _dataset(items: list[InputItem], settings: BatchSettings, plan: Plan, spec: JobSpec):
-    rows = input_rows(items, settings.options)
+    # Largest first (by bytes, what the listing knows before decoding): a long recording that
+    # starts last keeps one worker busy alone at the end.
+    rows = [r for _, r in sorted(zip(items, input_rows(items, settings.options)),
+                                 key=lambda pair: -pair[0].size)]
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 10_000)))
     ds = ds.map_batches(
         prepare_batch, batch_size=1, batch_format="pyarrow", fn_kwargs={"spec": spec},

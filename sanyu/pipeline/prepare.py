@@ -3,11 +3,14 @@
 An object-store input is downloaded to a local temporary file first (ffmpeg only sees local
 files); its bytes are hashed into its result key; an input already done with that key is
 skipped (no decoding, no model), one whose transcript is stored but whose files are not is
-passed on to be re-rendered; the rest is decoded and cut into pieces (`sanyu.pipeline.pieces`).
+passed on to be re-rendered; the rest is decoded and cut into pieces (`sanyu.pipeline.pieces`),
+and each piece's speech is planned here (VAD regions, and the log-mel features of the windows
+they pack into, when the model is a local directory), so the Whisper actors only run the model.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import stat
@@ -15,16 +18,19 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from sanyu.audio import SAMPLE_RATE
+from sanyu.adapters.faster_whisper import LogMel
+from sanyu.audio import SAMPLE_RATE, Audio
 from sanyu.errors import AudioError
 from sanyu.inputs import local_copy
+from sanyu.models import resolve_whisper
 from sanyu.options import TranscribeOptions
 from sanyu.paths import display_path
 from sanyu.pipeline.pieces import split_audio
-from sanyu.pipeline.rows import AUDIO, REUSE, failed, row, table
+from sanyu.pipeline.rows import AUDIO, REUSE, failed, row, table, with_speech_plan
 from sanyu.pipeline.settings import JobSpec
 from sanyu.results import SKIPPED
 from sanyu.storage import Storage, input_key
+from sanyu.transcribe.speech import plan_speech
 
 
 def prepare_batch(batch: pa.Table, spec: JobSpec) -> Iterator[pa.Table]:
@@ -57,10 +63,12 @@ def _prepare(values: dict, spec: JobSpec) -> Iterator[dict]:
                 return
             stage = "decode"
             for index, last, offset, samples in split_audio(path, spec.piece_seconds):
-                yield row(
-                    **{**base, "status": AUDIO, "key": key, "piece": index, "last": last,
-                       "offset": offset, "duration": len(samples) / SAMPLE_RATE,
-                       "pcm": samples.tobytes()}
+                plan = plan_speech(Audio(samples, base["path"]), options.vad, _log_mel(spec.model.model))
+                yield with_speech_plan(
+                    row(**{**base, "status": AUDIO, "key": key, "piece": index, "last": last,
+                           "offset": offset, "duration": len(samples) / SAMPLE_RATE,
+                           "pcm": samples.tobytes()}),
+                    plan,
                 )
     except AudioError as exc:
         yield failed(base, "decode", exc.reason, key)
@@ -70,6 +78,14 @@ def _prepare(values: dict, spec: JobSpec) -> Iterator[dict]:
         yield failed(base, stage, "permission denied", key)
     except Exception as exc:  # one bad input must not stop the batch
         yield failed(base, stage, f"{type(exc).__name__}: {exc}", key)
+
+
+@functools.lru_cache(maxsize=4)
+def _log_mel(model: str) -> LogMel | None:
+    """The model's log-mel front end, when its files are at hand (a registered name or a local
+    directory; a hub id is left to the Whisper worker, which downloads it)."""
+    path = resolve_whisper(model)
+    return LogMel(path) if os.path.isdir(path) else None
 
 
 def _check_regular(path: str) -> None:

@@ -28,7 +28,16 @@ from sanyu.api import Transcriber
 from sanyu.audio import Audio, decode_audio
 from sanyu.inputs import local_copy
 from sanyu.options import TranscribeOptions
-from sanyu.pipeline.rows import AUDIO, PARTIAL, REUSE, TRANSCRIBED, failed, table
+from sanyu.pipeline.rows import (
+    AUDIO,
+    NO_AUDIO,
+    PARTIAL,
+    REUSE,
+    TRANSCRIBED,
+    failed,
+    speech_plan,
+    table,
+)
 from sanyu.pipeline.settings import JobSpec
 from sanyu.results import FAILED, OK, REUSED, SKIPPED
 from sanyu.schema import Transcript
@@ -91,35 +100,39 @@ class WhisperWorker:
                 Audio(samples=np.frombuffer(row["pcm"], dtype=np.float32).copy(), source=row["path"])
                 for row in group
             ]
+            plans = [speech_plan(row) for row in group]
             started = time.perf_counter()
-            results = self._transcribe(audios, options)
+            results = self._transcribe(audios, options, plans)
             elapsed = time.perf_counter() - started
             total = sum(audio.duration for audio in audios) or 1.0
             for row, audio, result in zip(group, audios, results):
                 row["seconds"] = elapsed * audio.duration / total
                 row["node"] = self.node
                 if isinstance(result, Exception):
-                    row.update(status=FAILED, stage="transcribe", pcm=b"",
+                    row.update(status=FAILED, stage="transcribe", **NO_AUDIO,
                                reason=f"{type(result).__name__}: {result}")
                     continue
                 result.options = options.to_dict()
                 shift_transcript(result, row["offset"])
-                row.update(status=TRANSCRIBED, transcript=result.to_json(indent=None))
+                row.update(status=TRANSCRIBED, transcript=result.to_json(indent=None),
+                           speech="", features=b"", mel_bins=0)
                 if not (options.diarize and row["piece"] == 0 and row["last"]):
                     row["pcm"] = b""  # only a whole recording to diarize needs its samples again
         return table(rows)
 
-    def _transcribe(self, audios, options: TranscribeOptions) -> list:
+    def _transcribe(self, audios, options: TranscribeOptions, plans) -> list:
         asr = options.with_(diarize=False)  # diarization runs in the finisher, on whole recordings
+        if any(plan is None for plan in plans):
+            plans = None
         try:
-            return list(self.transcriber.transcribe_many(audios, asr))
+            return list(self.transcriber.transcribe_many(audios, asr, plans))
         except Exception as exc:  # noqa: BLE001
             if len(audios) == 1:
                 return [exc]
         results: list = []
-        for audio in audios:  # find the one that fails; the others still get transcribed
+        for i, audio in enumerate(audios):  # find the one that fails; the others still get transcribed
             try:
-                results.append(self.transcriber.transcribe_many([audio], asr)[0])
+                results.append(self.transcriber.transcribe_many([audio], asr, plans and [plans[i]])[0])
             except Exception as exc:  # noqa: BLE001
                 results.append(exc)
         return results
