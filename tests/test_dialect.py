@@ -21,7 +21,7 @@ def _data(rng, n=40, shift=1.5, dims=8):
 def test_fit_separates_and_roundtrips_through_json():
     rng = np.random.default_rng(0)
     x, y = _data(rng, shift=6.0)
-    probe = fit(x, y, models=(("ab" * 32, 123),))
+    probe = fit(x, y, np.arange(len(y)) % 5, models=(("ab" * 32, 123),))
     calls = np.array([probe.is_cantonese(e)[0] for e in x])
     assert (calls == y).all()
     again = DialectProbe.from_json(probe.to_json())
@@ -33,7 +33,8 @@ def test_fit_separates_and_roundtrips_through_json():
 def test_threshold_favours_missing_cantonese_over_false_cantonese():
     rng = np.random.default_rng(1)
     x, y = _data(rng, n=200, shift=1.0)  # overlapping classes: errors either way are possible
-    probe = fit(x, y)
+    probe = fit(x, y, np.arange(len(y)) % 5)
+    x, y = _data(np.random.default_rng(2), n=200, shift=1.0)  # unseen utterances
     p = np.array([probe.probability(e) for e in x])
     false_cantonese = np.sum((p > probe.threshold) & ~y)
     missed = np.sum((p <= probe.threshold) & y)

@@ -17,30 +17,33 @@ import numpy as np
 from sanyu.audio import decode_audio
 from sanyu.evaluation.dataset import Clip, load_clips
 from sanyu.evaluation.folds import read_folds
+from sanyu.evaluation.groups import group_of
 from sanyu.models.cache import sha256_file
 from sanyu.options import ModelOptions
 from sanyu.transcribe.dialect import DialectProbe, fit
 from sanyu.transcribe.engine import WhisperEngine
 
 
-def examples(engine: WhisperEngine, clips: list[Clip]) -> tuple[np.ndarray, np.ndarray]:
-    """(embeddings, is-Cantonese) of every Chinese utterance of ``clips``."""
-    x, y = [], []
+def examples(engine: WhisperEngine, clips: list[Clip]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(embeddings, is-Cantonese, source) of every Chinese utterance of ``clips``; the source
+    (the clip's group, `sanyu.evaluation.groups`) is what the threshold holds out."""
+    x, y, groups = [], [], []
     for clip in clips:
         if clip.language not in ("yue", "zh"):
             continue
         for _, embedding in engine.chinese_embeddings(decode_audio(clip.path)):
             x.append(embedding)
             y.append(clip.language == "yue")
-    return np.array(x), np.array(y)
+            groups.append(group_of(clip.name))
+    return np.array(x), np.array(y), np.array(groups)
 
 
 def train(engine: WhisperEngine, clips: list[Clip]) -> DialectProbe:
     """A probe for ``engine``'s model, fit on ``clips``."""
     weights = Path(engine.model_path) / "model.bin"
     models = ((sha256_file(weights), weights.stat().st_size),) if weights.is_file() else ()
-    x, y = examples(engine, clips)
-    return fit(x, y, models)
+    x, y, groups = examples(engine, clips)
+    return fit(x, y, groups, models)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,6 +28,9 @@ PROBES_DIR = Path(__file__).with_name("probes")
 # A Mandarin utterance decoded as Cantonese costs more than the reverse: the threshold is chosen
 # to minimise this many false Cantonese calls per missed one (see `fit`).
 FALSE_CANTONESE_COST = 3.0
+# Within this many logits of the threshold, the probe is unsure (the engine weighs the utterance
+# again on an encoder pass of its own).
+UNSURE_LOGITS = 1.5
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,9 @@ class DialectProbe:
     def is_cantonese(self, embedding: np.ndarray) -> tuple[bool, float]:
         p = self.probability(embedding)
         return p > self.threshold, p
+
+    def unsure(self, probability: float) -> bool:
+        return abs(_logit(probability) - _logit(self.threshold)) < UNSURE_LOGITS
 
     def to_json(self) -> str:
         return json.dumps(
@@ -73,29 +79,48 @@ class DialectProbe:
         )
 
 
-def fit(
-    embeddings: np.ndarray, cantonese: np.ndarray, models: tuple[tuple[str, int], ...] = (),
-    regularisation: float = 1.0,
-) -> DialectProbe:
-    """Train a probe: standardised features, L2 logistic regression (scikit-learn), and the
-    threshold that minimises FALSE_CANTONESE_COST × false Cantonese + missed Cantonese on the
-    training utterances (midway between neighbouring probabilities)."""
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    return math.log(p / (1 - p))
+
+
+def _train(x: np.ndarray, y: np.ndarray, regularisation: float) -> DialectProbe:
     from sklearn.linear_model import LogisticRegression
 
-    x = np.asarray(embeddings, dtype=np.float64)
-    y = np.asarray(cantonese, dtype=bool)
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
     model = LogisticRegression(C=regularisation, max_iter=5000).fit((x - mean) / scale, y)
-    probe = DialectProbe(mean, scale, model.coef_[0], float(model.intercept_[0]), 0.5, models)
-    p = np.array([probe.probability(e) for e in x])
-    candidates = np.unique(np.concatenate([[0.5], (np.sort(p)[1:] + np.sort(p)[:-1]) / 2]))
+    return DialectProbe(mean, scale, model.coef_[0], float(model.intercept_[0]), 0.5)
+
+
+def fit(
+    embeddings: np.ndarray, cantonese: np.ndarray, groups: np.ndarray,
+    models: tuple[tuple[str, int], ...] = (), regularisation: float = 1.0,
+) -> DialectProbe:
+    """Train a probe: standardised features and L2 logistic regression (scikit-learn).
+
+    Its threshold is chosen on held-out probabilities, each group (a recording, or a source)
+    left out in turn: on its own training utterances a probe is always right, so only unseen
+    ones show where its errors fall. The threshold minimises FALSE_CANTONESE_COST × false
+    Cantonese + missed Cantonese there (ties: the one nearest 0.5)."""
+    x = np.asarray(embeddings, dtype=np.float64)
+    y = np.asarray(cantonese, dtype=bool)
+    groups = np.asarray(groups)
+    held_out = np.full(len(y), 0.5)
+    for group in np.unique(groups):
+        out = groups == group
+        if len(set(y[~out])) == 2:
+            probe = _train(x[~out], y[~out], regularisation)
+            held_out[out] = [probe.probability(e) for e in x[out]]
+    ordered = np.sort(held_out)
+    candidates = np.unique(np.concatenate([[0.5], (ordered[1:] + ordered[:-1]) / 2]))
 
     def cost(t: float) -> tuple[float, float]:
-        errors = FALSE_CANTONESE_COST * np.sum((p > t) & ~y) + np.sum((p <= t) & y)
-        return float(errors), abs(t - 0.5)  # ties: the threshold nearest 0.5
+        errors = FALSE_CANTONESE_COST * np.sum((held_out > t) & ~y) + np.sum((held_out <= t) & y)
+        return float(errors), abs(t - 0.5)
 
-    threshold = min(candidates, key=cost)
-    return DialectProbe(mean, scale, probe.weights, probe.bias, float(threshold), models)
+    final = _train(x, y, regularisation)
+    threshold = float(min(candidates, key=cost))
+    return DialectProbe(final.mean, final.scale, final.weights, final.bias, threshold, models)
 
 
 def probe_for(model_path: str | Path) -> DialectProbe | None:

@@ -202,26 +202,55 @@ class _Wave:
     # ---- languages ----------------------------------------------------------------------
 
     def _decide_languages(self, encoded: list[EncodedWindow]) -> None:
-        """Each utterance's language; without a `<|yue|>` token, Chinese is detected as `zh`
-        and Cantonese told apart by the dialect probe, when the model has one."""
+        """Each utterance's language, from its frames of its window's encoder output: the
+        detector, and (a model without `<|yue|>`) the dialect probe for Chinese. Where the
+        window may have misled them, they look again at the utterance on its own."""
         if not self.auto:
             fixed = self.options.language if self.engine.multilingual else "en"
             for e in encoded:
                 for u in e.window.utterances:
                     u.language = fixed
             return
-        probe = self.engine.dialect_probe if self.prompted_cantonese else None
+        unsure = []
         for e in encoded:
             for u in e.window.utterances:
-                start, end = self._detect(e, u)
-                if u.language != "zh":
-                    continue
-                if probe is not None:
-                    embedding = self.backend.embedding(e.encoded, e.row, start, end)
-                    cantonese, u.dialect_score = probe.is_cantonese(embedding)
-                    u.language = "yue" if cantonese else "zh"
-                elif self.weigh_words:
-                    u.language = "yue"  # for now: weighed once decoded under the prompt
+                self._listen(e, u)
+            unsure += [(e.window, u) for u in e.window.utterances if self._unsure(e.window, u)]
+        alone = []
+        for window, u in unsure:
+            i = window.utterances.index(u)
+            before = window.utterances[i - 1].end if i else window.start
+            after = window.utterances[i + 1].start if i + 1 < len(window.utterances) else window.end
+            alone += windows_for([[u]], self._duration(window), before, after)
+        for e in self._encode(alone):
+            self._listen(e, e.window.utterances[0])
+
+    def _listen(self, e: EncodedWindow, u: Utterance) -> None:
+        """An utterance's language from its frames of ``e``."""
+        start, end = self._detect(e, u)
+        probe = self.engine.dialect_probe if self.prompted_cantonese else None
+        if u.language != "zh":
+            return
+        if probe is not None:
+            embedding = self.backend.embedding(e.encoded, e.row, start, end)
+            cantonese, u.dialect_score = probe.is_cantonese(embedding)
+            u.language = "yue" if cantonese else "zh"
+        elif self.weigh_words:
+            u.language = "yue"  # for now: weighed once decoded under the prompt
+
+    def _unsure(self, window: Window, u: Utterance) -> bool:
+        """In a shared window, self-attention lends each utterance some of its neighbours'
+        sound: a Mandarin turn right after a Cantonese one can read as Cantonese, an English
+        sentence after Chinese ones as Chinese. So a language that changes inside a window, or
+        a dialect call the probe is unsure of, is checked on the utterance alone."""
+        if len(window.utterances) == 1:
+            return False
+        i = window.utterances.index(u)
+        neighbours = window.utterances[max(0, i - 1) : i] + window.utterances[i + 1 : i + 2]
+        if any(n.language != u.language for n in neighbours):
+            return True
+        probe = self.engine.dialect_probe
+        return u.dialect_score is not None and probe is not None and probe.unsure(u.dialect_score)
 
     def _detect(self, e: EncodedWindow, u: Utterance) -> tuple[float, float]:
         """The detector on an utterance's frames, restricted to the candidate languages;

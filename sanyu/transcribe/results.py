@@ -46,7 +46,7 @@ def segment_of(window: Window, raw: dict, text: str, generation: Generation | No
     ]
     start, end = float(window.to_source(raw["start"])), float(window.to_source(raw["end"]))
     language = window.language or "en"
-    if language in ("zh", "yue") and text.isascii() and any(c.isalpha() for c in text):
+    if language in ("zh", "yue") and _latin_only(text):
         language = "en"  # English speech in a Chinese window comes out in Latin letters
     return Segment(
         start=round(max(start, window.start), 3),
@@ -74,17 +74,31 @@ def retries(result: Result) -> list[tuple[Utterance, float, float, Segment | Non
     return out
 
 
+def _spans(result: Result) -> list[tuple[float, float]]:
+    """Where a window's text lies: its words, where they were aligned (a segment's own end
+    often runs on to the end of its window, over speech the decoder never wrote), else its
+    segments."""
+    words = [(w.start, w.end) for s in result.segments for w in s.words]
+    return words or [(s.start, s.end) for s in result.segments]
+
+
+def _latin_only(text: str) -> bool:
+    """Letters, and all of them Latin (no Chinese character; full-width punctuation is fine)."""
+    letters = [c for c in text if c.isalpha()]
+    return bool(letters) and all(c.isascii() for c in letters)
+
+
 def uncovered(result: Result) -> list[tuple[Utterance, float, float]]:
-    """Speech of a window that none of its segments covers: a whole utterance without text
+    """Speech of a window that none of its text covers: a whole utterance without text
     (when the window held others, so that decoding it alone is another decode), or
     RESCUE_SECONDS of one."""
     window = result.window
+    covered = _spans(result)
     out = []
     for u in window.utterances:
         spans = sorted(
-            (max(s.start, u.start), min(s.end, u.end))
-            for s in result.segments
-            if s.end > u.start and s.start < u.end
+            (max(start, u.start), min(end, u.end)) for start, end in covered
+            if end > u.start and start < u.end
         )
         if not spans:
             if len(window.utterances) > 1:

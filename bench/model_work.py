@@ -1,7 +1,7 @@
 """Model work per audio second: encoder windows, decode passes and decoding steps, counted.
 
-    .venv/bin/python bench/profile.py                          # this checkout's engine
-    .venv/bin/python bench/profile.py --before /tmp/old-sanyu  # and another checkout's, beside it
+    .venv/bin/python bench/model_work.py                          # this checkout's engine
+    .venv/bin/python bench/model_work.py --before /tmp/old-sanyu  # and another checkout's, beside it
 
 The same recordings as bench/batch.py (one copy: a "meeting" per language joined from
 ../shared/eval). Each system runs in a fresh process with one CTranslate2 thread, and its
