@@ -53,15 +53,15 @@ class Transcriber:
         return transcripts
 
     def _diarize(self, audio: Audio, transcript: Transcript, options: TranscribeOptions) -> Transcript:
-        from sanyu.diarize.merge import assign_speakers
+        from sanyu.diarize.merge import apply_diarization
 
-        turns = self.diarizer(
+        diarization = self.diarizer.diarize(
             audio,
             num_speakers=options.num_speakers,
             min_speakers=options.min_speakers,
             max_speakers=options.max_speakers,
         )
-        return assign_speakers(transcript, turns)
+        return apply_diarization(transcript, diarization)
 
 
 _shared: dict[ModelOptions, Transcriber] = {}

@@ -8,6 +8,10 @@ Rules:
   words (`join_texts`), its timing from its first and last word, its language kept;
 - a segment without words gets the speaker overlapping it most (nearest turn if none does).
 
+`apply_diarization` puts a Diarizer's result on a transcript: words go to speakers by the
+exclusive turns (`WORD_TURNS`; see docs/diarization.md for the measurement behind the choice),
+and the transcript keeps the turns with overlaps for RTTM.
+
 Speaker labels are kept as the turns give them (the Diarizer numbers them SPEAKER_00, SPEAKER_01,
 … by first appearance); `Transcript.speakers` lists those that hold at least one segment, in order
 of first appearance in the transcript.
@@ -20,6 +24,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from sanyu.schema import Segment, SpeakerTurn, Transcript, Word, join_texts
+
+# Which of the Diarizer's turns put words on speakers: "exclusive" (at most one speaker at a
+# time, as pyannote makes them for this) or "overlapping" (the dominant speaker where turns
+# overlap, by the rules above).
+WORD_TURNS = "exclusive"
 
 
 class TurnIndex:
@@ -157,3 +166,12 @@ def speakers_in_order(segments: Iterable[Segment]) -> list[str]:
         if segment.speaker is not None:
             seen.setdefault(segment.speaker)
     return list(seen)
+
+
+def apply_diarization(transcript: Transcript, diarization, word_turns: str = WORD_TURNS) -> Transcript:
+    """`transcript` with speakers from a `Diarization`: words by its `word_turns` turns, and
+    `turns` set to its turns with overlaps (the input is not changed)."""
+    if word_turns not in ("exclusive", "overlapping"):
+        raise ValueError(f"word_turns must be exclusive or overlapping, not {word_turns!r}")
+    chosen = diarization.exclusive if word_turns == "exclusive" else diarization.turns
+    return replace(assign_speakers(transcript, chosen), turns=list(diarization.turns))

@@ -1,16 +1,14 @@
-"""Transcript writers (TXT minutes, SRT, VTT, TSV, JSON, RTTM) and output file names."""
+"""Transcript writers (TXT minutes, SRT, VTT, TSV, JSON, RTTM, DOCX and Markdown minutes) and
+output file names."""
 
+from sanyu.output.formats import FORMATS, parse_formats, render, render_bytes, write_outputs
 from sanyu.output.naming import output_stem
 from sanyu.output.writers import (
-    FORMATS,
     format_timestamp,
-    parse_formats,
     parse_rttm,
-    render,
     render_rttm_turns,
     rttm_file_id,
     speaker_display_names,
-    write_outputs,
 )
 
 __all__ = [
@@ -20,6 +18,7 @@ __all__ = [
     "parse_formats",
     "parse_rttm",
     "render",
+    "render_bytes",
     "render_rttm_turns",
     "rttm_file_id",
     "speaker_display_names",

@@ -1,4 +1,5 @@
-"""Transcript writers: TXT minutes, SRT, WebVTT, TSV, JSON and RTTM.
+"""Transcript writers: TXT minutes, SRT, WebVTT, TSV, JSON and RTTM (`sanyu.output.formats` maps
+format names to them; DOCX and Markdown minutes are in `sanyu.output.minutes`).
 
 Decisions every format shares:
 
@@ -27,16 +28,14 @@ Decisions every format shares:
 from __future__ import annotations
 
 import math
-import os
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from sanyu.output.speakers import split_names
 from sanyu.schema import Segment, SpeakerTurn, Transcript, join_texts
-
-FORMATS = ("txt", "srt", "vtt", "tsv", "json", "rttm")
 
 MAX_LINE_WIDTH = 42  # columns per subtitle line; a full-width character takes two
 MAX_CUE_LINES = 2
@@ -133,18 +132,25 @@ def _natural_key(label: str) -> tuple:
 
 
 def speaker_order(transcript: Transcript) -> list[str]:
-    """Speaker labels in the order ``speaker_names`` names them."""
+    """Speaker labels in the order ``speaker_names`` names them: the transcript's ``speakers``,
+    then labels found only on segments, then labels found only in the diarizer's turns."""
     labels = [label for label in dict.fromkeys(transcript.speakers) if label]
     known = set(labels)
     extra = {seg.speaker for seg in transcript.segments if seg.speaker and seg.speaker not in known}
-    return labels + sorted(extra, key=_natural_key)
+    labels += sorted(extra, key=_natural_key)
+    known |= extra
+    silent = {turn.speaker for turn in transcript.turns if turn.speaker not in known}
+    return labels + sorted(silent, key=_natural_key)
 
 
 def speaker_display_names(transcript: Transcript, speaker_names: Sequence[str] = ()) -> dict[str, str]:
-    """Label -> the name to show; labels without a (non-blank) name map to themselves."""
+    """Label -> the name to show; labels without a (non-blank) name map to themselves.
+    ``LABEL=Name`` entries name a label, others go by position (`sanyu.output.speakers`)."""
+    by_label, by_position = split_names(speaker_names)
     names: dict[str, str] = {}
     for index, label in enumerate(speaker_order(transcript)):
-        name = _one_line(speaker_names[index]) if index < len(speaker_names) else ""
+        name = by_position[index] if index < len(by_position) else ""
+        name = _one_line(by_label.get(label, name))
         names[label] = name or label
     return names
 
@@ -545,7 +551,10 @@ def transcript_turns(transcript: Transcript) -> list[SpeakerTurn]:
 
 
 def render_rttm(transcript: Transcript, speaker_names: Sequence[str] = ()) -> str:
-    return render_rttm_turns(transcript_turns(transcript), rttm_file_id(transcript.source))
+    """The diarizer's own turns (overlaps included) when the transcript holds them; for a
+    transcript stored before it did (schema version 1), turns rebuilt from its segments."""
+    turns = transcript.turns or transcript_turns(transcript)
+    return render_rttm_turns(turns, rttm_file_id(transcript.source))
 
 
 def parse_rttm(text: str, file_id: str | None = None) -> list[SpeakerTurn]:
@@ -567,62 +576,3 @@ def parse_rttm(text: str, file_id: str | None = None) -> list[SpeakerTurn]:
             raise ValueError(f"RTTM line {number}: bad start or duration: {line!r}")
         turns.append(SpeakerTurn(start, round(start + duration, 6), fields[7]))
     return turns
-
-
-# ---------------------------------------------------------------------------------------
-# Entry points
-
-_RENDERERS = {
-    "txt": render_txt,
-    "srt": render_srt,
-    "vtt": render_vtt,
-    "tsv": render_tsv,
-    "json": render_json,
-    "rttm": render_rttm,
-}
-
-
-def render(transcript: Transcript, fmt: str, speaker_names: Sequence[str] = ()) -> str:
-    """The transcript in one of FORMATS."""
-    key = fmt.lower().lstrip(".")
-    if key not in _RENDERERS:
-        raise ValueError(f"unknown output format {fmt!r}: choose from {', '.join(FORMATS)}")
-    return _RENDERERS[key](transcript, tuple(speaker_names))
-
-
-def parse_formats(formats: str | Iterable[str]) -> list[str]:
-    """Format names from a comma-separated string or a list: lower case, no dots, each once;
-    ValueError naming an unknown one."""
-    if isinstance(formats, str):
-        formats = formats.split(",")
-    wanted = [fmt.strip().lower().lstrip(".") for fmt in formats if fmt.strip()]
-    for fmt in wanted:
-        if fmt not in _RENDERERS:
-            raise ValueError(f"unknown output format {fmt!r}: choose from {', '.join(FORMATS)}")
-    return list(dict.fromkeys(wanted))
-
-
-def write_outputs(
-    transcript: Transcript,
-    directory: str | os.PathLike,
-    stem: str,
-    formats: str | Iterable[str],
-    speaker_names: Sequence[str] = (),
-) -> list[str]:
-    """Write ``<directory>/<stem>.<fmt>`` for each format; return the paths written.
-
-    ``directory`` is a local path (created when missing) or an fsspec URL such as
-    ``s3://bucket/prefix``. Every format is rendered before anything is written. A local
-    file appears whole (`sanyu.pipeline.storage.Storage.put`: a temporary file beside it,
-    renamed over the old one); an object-store put is whole by itself. Local paths come back
-    absolute; others as URLs with their protocol.
-    """
-    from sanyu.pipeline.storage import Storage
-
-    if not stem or stem in (".", "..") or any(c in stem for c in "/\\\0"):
-        raise ValueError(f"output stem must be a plain file name, not {stem!r}")
-    rendered = [(fmt, render(transcript, fmt, speaker_names).encode("utf-8")) for fmt in parse_formats(formats)]
-    if not rendered:
-        return []
-    storage = Storage(directory)
-    return [storage.put(f"{stem}.{fmt}", data) for fmt, data in rendered]

@@ -290,16 +290,16 @@ class Storage:
         """Write an input's result; the done-marker goes last. Returns the marker's record.
 
         In order: the transcript under its key (skipped with ``store_transcript=False`` when
-        it is already there), the files of ``formats`` (rendered by ``sanyu.output.render``),
+        it is already there), the files of ``formats`` (rendered by ``sanyu.output.render_bytes``),
         the input's index rows, the done-marker; then any earlier error of the input is
         removed.
         """
-        from sanyu.output import render
+        from sanyu.output import render_bytes
 
         _check_stem(stem)
         _check_key(key)
         formats = list(dict.fromkeys(f.lower().lstrip(".") for f in formats))
-        rendered = [(fmt, render(transcript, fmt, speaker_names).encode("utf-8")) for fmt in formats]
+        rendered = [(fmt, render_bytes(transcript, fmt, speaker_names)) for fmt in formats]
         if store_transcript:
             self.put(f"{META}/transcripts/{key}.json", transcript.to_json(indent=None).encode("utf-8"))
         outputs = [self.put(f"{stem}.{fmt}", data) for fmt, data in rendered]
