@@ -42,6 +42,16 @@ def read_glossary(path: str | None) -> tuple[str, ...]:
     return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
 
 
+def _speaker_names(names: str | None, path: str | None) -> tuple[str, ...]:
+    from sanyu.output.speakers import read_names_file
+
+    try:
+        from_file = read_names_file(path) if path else ()
+    except SanyuError as exc:
+        raise click.BadParameter(str(exc), param_hint="--speaker-names-file") from None
+    return from_file + _csv(names)  # names given on the command line win over the file's
+
+
 def model_options(func):
     """Options that choose and load the models."""
     options = [
@@ -83,7 +93,10 @@ def transcribe_options(func):
         click.option("--min-speakers", type=click.IntRange(min=1), default=None),
         click.option("--max-speakers", type=click.IntRange(min=1), default=None),
         click.option("--speaker-names", default=None,
-                     help="Comma-separated names for SPEAKER_00, SPEAKER_01, ..."),
+                     help="Comma-separated names for SPEAKER_00, SPEAKER_01, ..., or "
+                          "LABEL=Name entries (SPEAKER_01=Secretary)."),
+        click.option("--speaker-names-file", type=click.Path(exists=True, dir_okay=False),
+                     default=None, help="File of LABEL=Name lines (SPEAKER_00=Chair)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -112,7 +125,7 @@ def build_options(kwargs: dict) -> tuple[ModelOptions, TranscribeOptions]:
             num_speakers=kwargs.pop("num_speakers"),
             min_speakers=kwargs.pop("min_speakers"),
             max_speakers=kwargs.pop("max_speakers"),
-            speaker_names=_csv(kwargs.pop("speaker_names")),
+            speaker_names=_speaker_names(kwargs.pop("speaker_names"), kwargs.pop("speaker_names_file")),
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
@@ -169,7 +182,7 @@ class FileOutcome:
 @click.option("-o", "--output-dir", default="transcripts", show_default=True,
               help="Folder (or fsspec URL) for the transcripts.")
 @click.option("-f", "--format", "formats", default="txt,srt,json", show_default=True,
-              help="Comma-separated: txt, srt, vtt, tsv, json, rttm.")
+              help="Comma-separated: txt, srt, vtt, tsv, json, rttm, md, docx.")
 @model_options
 @transcribe_options
 def transcribe(inputs, output_dir, formats, **kwargs):
@@ -403,7 +416,7 @@ def _storage_options(pairs: tuple[str, ...]) -> dict:
                    "each, 1 by default), as many as fit in half the memory. With --diarize, "
                    "one diarizer per two workers.")
 @click.option("-f", "--formats", default="txt,srt,json", show_default=True,
-              help="Comma-separated: txt, srt, vtt, tsv, json, rttm.")
+              help="Comma-separated: txt, srt, vtt, tsv, json, rttm, md, docx.")
 @click.option("--files-per-batch", type=click.IntRange(min=1), default=4, show_default=True,
               help="Recordings (or pieces) each worker transcribes together.")
 @click.option("--piece-minutes", type=click.FloatRange(min=0.5), default=10.0, show_default=True,

@@ -13,6 +13,7 @@
                   diarized
 ``txt``, ``tsv``, ``rttm``, ``sanyu_json``  Sanyu's own writers (``txt`` is the minutes layout
                   with times and speakers; ``sanyu_json`` the full Transcript JSON).
+``docx``, ``md``  the minutes as a Word document (sent as an attachment) and as Markdown.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from typing import Any
 
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from sanyu.output.minutes import DOCX_MEDIA_TYPE
 from sanyu.schema import Transcript
 
 OPENAI_FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
-SANYU_FORMATS = ("txt", "tsv", "rttm", "sanyu_json")
+SANYU_FORMATS = ("txt", "tsv", "rttm", "sanyu_json", "md", "docx")
 RESPONSE_FORMATS = OPENAI_FORMATS + SANYU_FORMATS
 
 LANGUAGE_NAMES = {
@@ -41,6 +43,8 @@ _MEDIA_TYPES = {
     "vtt": "text/vtt; charset=utf-8",
     "tsv": "text/tab-separated-values; charset=utf-8",
     "rttm": "text/plain; charset=utf-8",
+    "md": "text/markdown; charset=utf-8",
+    "docx": DOCX_MEDIA_TYPE,
 }
 
 
@@ -143,7 +147,7 @@ def render_response(
     speaker_names: tuple[str, ...] = (),
 ) -> Response:
     """The HTTP response for one transcript in the asked format (validated beforehand)."""
-    from sanyu.output import render
+    from sanyu.output import render_bytes, rttm_file_id
 
     if response_format == "json":
         return JSONResponse(to_json(transcript))
@@ -156,5 +160,12 @@ def render_response(
         return JSONResponse(transcript.to_dict())
     if response_format == "text":
         return PlainTextResponse(transcript.text + "\n", media_type=_MEDIA_TYPES["text"])
-    text = render(transcript, response_format, speaker_names)
-    return Response(text, media_type=_MEDIA_TYPES[response_format])
+    body = render_bytes(transcript, response_format, speaker_names)
+    headers = {}
+    if response_format == "docx":
+        from urllib.parse import quote
+
+        name = rttm_file_id(transcript.source) + ".docx"
+        plain = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+        headers["Content-Disposition"] = f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name)}"
+    return Response(body, media_type=_MEDIA_TYPES[response_format], headers=headers)
