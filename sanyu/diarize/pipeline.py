@@ -14,7 +14,7 @@ import contextlib  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
 import warnings  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -175,6 +175,7 @@ class Diarizer:
         params = self.params
         chunk = pipeline._segmentation.duration
         pipeline.window = params["window"]
+        pipeline.min_duration_on = params["min_duration_on"]
         pipeline.segmentation.min_duration_off = params["min_duration_off"]
         clustering = pipeline.clustering
         clustering.method = params["method"]
@@ -260,10 +261,15 @@ class Diarizer:
                 self._pipeline.training = False
                 if threads:
                     torch.set_num_threads(previous)
+        from pyannote.core import Segment
+
+        # pyannote pads the last chunk: nothing is said after the recording ends.
+        extent = Segment(0.0, len(samples) / SAMPLE_RATE)
+        annotation = output.speaker_diarization.crop(extent)
         names: dict[str, str] = {}
-        minimum = self.params["min_duration_on"]
-        turns = to_turns(output.speaker_diarization, minimum, names)
-        return Diarization(turns, to_turns(output.exclusive_speaker_diarization, minimum, names))
+        turns = to_turns(annotation, names=names)
+        exclusive = to_turns(output.exclusive_speaker_diarization.crop(extent), names=names)
+        return Diarization(turns, exclusive, annotation.rename_labels(names))
 
 
 def _check_names(params: dict, allowed) -> None:
@@ -293,6 +299,8 @@ class Diarization:
 
     turns: list[SpeakerTurn]
     exclusive: list[SpeakerTurn]
+    # pyannote's own Annotation of `turns` (same labels, unrounded times); None when empty.
+    annotation: Any = field(default=None, compare=False, repr=False)
 
 
 def to_turns(
@@ -300,8 +308,8 @@ def to_turns(
 ) -> list[SpeakerTurn]:
     """A pyannote Annotation as time-ordered turns, speakers renamed by first appearance.
 
-    Turns shorter than `min_duration_on` are dropped: frame-long flickers where pyannote's
-    reconstruction hesitates between two speakers at a turn's edge. `names` (pyannote label ->
+    Turns shorter than `min_duration_on` are dropped (the Diarizer has pyannote drop them:
+    frame-long flickers where the reconstruction hesitates between two speakers). `names` (pyannote label ->
     SPEAKER_xx) is filled as labels appear; pass the same dict to name a second annotation of
     the same recording alike.
     """

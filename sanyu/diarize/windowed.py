@@ -126,9 +126,16 @@ def merge_close_clusters(
 
 class WindowedSpeakerDiarization(SpeakerDiarization):
     """pyannote's `SpeakerDiarization` whose local speakers are cut into embedding windows of
-    ``window`` seconds (None: whole chunks, pyannote's own behaviour)."""
+    ``window`` seconds (None: whole chunks, pyannote's own behaviour), and whose output drops
+    turns shorter than ``min_duration_on`` (pyannote's pipeline keeps every frame-long one)."""
 
     window: float | None = None
+    min_duration_on: float = 0.0
+
+    def to_annotation(self, discrete_diarization, min_duration_on=0.0, min_duration_off=0.0):
+        return super().to_annotation(
+            discrete_diarization, max(min_duration_on, self.min_duration_on), min_duration_off
+        )
 
     def window_frames(self, num_frames: int) -> int | None:
         if not self.window:

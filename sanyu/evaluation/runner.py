@@ -11,6 +11,7 @@ from pathlib import Path
 from sanyu.api import Transcriber
 from sanyu.audio import decode_audio
 from sanyu.evaluation.dataset import Clip, JoinedPart, join_clips, load_clips
+from sanyu.evaluation.diarization import CpWER
 from sanyu.evaluation.text import Score, pooled, score
 from sanyu.options import TranscribeOptions
 from sanyu.schema import Transcript, join_texts
@@ -24,8 +25,8 @@ class ClipResult:
     score: Score | None
     seconds: float
     languages: list[str] = field(default_factory=list)
-    der: float | None = None
-    cpwer: float | None = None
+    der: dict | None = None  # collar -> DerScore, where the clip has a reference RTTM
+    cpwer: CpWER | None = None  # where the clip has per-speaker references (STM)
 
 
 def plain_faster_whisper(transcriber: Transcriber, clip: Clip, beam_size: int = 5) -> str:
@@ -75,19 +76,20 @@ def evaluate_clips(
 
 
 def _score_speakers(result: ClipResult, transcript: Transcript) -> None:
-    """DER where a reference RTTM exists; cpWER where a per-speaker transcript (STM) exists."""
+    """DER (both collars) of the diarizer's turns where a reference RTTM exists; cpWER where a
+    per-speaker transcript (STM) exists."""
     from sanyu.evaluation import diarization
 
     clip = result.clip
     if clip.rttm is not None:
-        turns = diarization.turns_from_transcript(transcript)
-        result.der = diarization.der(clip.rttm, turns, uem_path=clip.uem)
+        turns = transcript.turns or diarization.turns_from_transcript(transcript)
+        result.der = diarization.der_scores(clip.rttm, turns, uem_path=clip.uem)
     if clip.stm is not None:
         result.cpwer = diarization.cpwer(
             diarization.speaker_texts_from_stm(clip.stm),
             diarization.speaker_texts_from_transcript(transcript),
             clip.language,
-        ).rate
+        )
 
 
 def pooled_by_language(results: list[ClipResult]) -> dict[tuple[str, str], float]:
