@@ -22,7 +22,6 @@ The segmentation and the embeddings of each window length are computed once per 
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import os
 import sys
@@ -42,13 +41,8 @@ import numpy as np  # noqa: E402
 from sanyu.audio import SAMPLE_RATE, Audio, decode_audio  # noqa: E402
 from sanyu.diarize import Diarizer  # noqa: E402
 from sanyu.diarize.pipeline import CHUNK_PARAMS, DEFAULT_PARAMS, TUNABLE  # noqa: E402
-from sanyu.evaluation.diarization import (  # noqa: E402
-    COLLARS,
-    DerScore,
-    der_scores,
-    pool_scores,
-    read_rttm,
-)
+from sanyu.evaluation.dataset import read_folds  # noqa: E402
+from sanyu.evaluation.diarization import COLLARS, DerScore, der_scores, pool_scores, read_rttm  # noqa: E402
 from sanyu.schema import SpeakerTurn  # noqa: E402
 
 # Single-speaker clips joined into one meeting per fold: different sources, so different people.
@@ -87,13 +81,10 @@ class Recording:
     reuse: dict = field(default_factory=dict)
 
 
-def read_folds(eval_dir: Path) -> dict[str, str]:
-    with open(eval_dir / "FOLDS.tsv", newline="", encoding="utf-8") as handle:
-        return {row["file"]: row["fold"] for row in csv.DictReader(handle, delimiter="\t")}
-
-
 def load_recordings(eval_dir: Path, singles: bool) -> list[Recording]:
     folds = read_folds(eval_dir)
+    if not folds:
+        raise SystemExit(f"no FOLDS.tsv under {eval_dir}")
     recordings = []
     for relative, fold in folds.items():
         path = eval_dir / relative
@@ -149,6 +140,22 @@ def pooled(results: dict, names, collar: float = 0.25) -> DerScore:
     return pool_scores(results[name][0][collar] for name in names)
 
 
+def select(table, names: list[str], fold: str) -> dict:
+    """The setting of `table` with the lowest pooled DER over `names` (ties: see the module doc)."""
+    def key(item):
+        index, (_, results) = item
+        return (round(pooled(results, names).rate, 6), round(pooled(results, names, 0.0).rate, 6), index)
+
+    ranked = sorted(enumerate(table), key=key)
+    best = ranked[0]
+    ties = [item for item in ranked if key(item)[:2] == key(best)[:2]]
+    level = [item for item in ranked if key(item)[0] == key(best)[0]]
+    print(f"\nchosen on fold {fold} ({', '.join(names)}): {describe(best[1][0])}")
+    print(f"  tuning DER {pooled(best[1][1], names).rate:.1%}; {len(level)} settings reach it, "
+          f"{len(ties)} also tie without a collar")
+    return best[1][0]
+
+
 def describe(setting: dict) -> str:
     return ", ".join(f"{k}={setting[k]}" for k in ("window", "window_active_ratio", "centre",
                                                       "method", "threshold", "merge_threshold"))
@@ -174,9 +181,6 @@ def main() -> int:
     parser.add_argument("--singles", action="store_true", help="count split single-speaker clips")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    if not (args.eval_dir / "FOLDS.tsv").is_file():
-        print(f"no FOLDS.tsv under {args.eval_dir}", file=sys.stderr)
-        return 2
     started = time.perf_counter()
     recordings = load_recordings(args.eval_dir, args.singles)
     diarizer = Diarizer(device="cpu")
@@ -191,18 +195,9 @@ def main() -> int:
 
     multi = {r.name: r for r in recordings if r.kind == "multi"}
     chosen: dict[str, dict] = {}
-    for fold in ("A", "B"):
-        names = [r.name for r in tuning if r.fold == fold]
-        best = min(
-            enumerate(table),
-            key=lambda item: (
-                round(pooled(item[1][1], names).rate, 6), round(pooled(item[1][1], names, 0.0).rate, 6),
-                item[0],
-            ),
-        )
-        chosen[fold] = best[1][0]
-        print(f"\nchosen on fold {fold} ({', '.join(names)}): {describe(chosen[fold])}")
-        print(f"  tuning DER on fold {fold}: {pooled(best[1][1], names).rate:.1%}")
+    for fold in ("A", "B", "A+B"):
+        names = [r.name for r in tuning if r.fold in fold.split("+")]
+        chosen[fold] = select(table, names, fold)
 
     cross: dict[str, tuple[dict, int]] = {}
     for fold, other in (("A", "B"), ("B", "A")):
@@ -218,6 +213,9 @@ def main() -> int:
         print(clip_line(name, *cross[name]))
     print(pooled_line("POOLED (all multi clips)", [cross[n][0] for n in multi]))
 
+    both = chosen["A+B"]
+    shipped = {k: DEFAULT_PARAMS[k] for k in GRID}
+    print(f"\nDEFAULT_PARAMS {'are' if shipped == both else 'are NOT'} the setting chosen on both folds")
     for label, params in (("before (CHUNK_PARAMS)", CHUNK_PARAMS), ("shipped (DEFAULT_PARAMS)", DEFAULT_PARAMS)):
         setting = {k: params[k] for k in TUNABLE}
         results = run(diarizer, recordings, setting)
@@ -234,7 +232,7 @@ def main() -> int:
         if singles:
             split = [r.name for r in singles if results[r.name][1] > 1]
             print(f"  single-speaker clips given more than one speaker: {len(split)}/{len(singles)} {split}")
-    for fold in ("A", "B"):
+    for fold in ("A", "B", "A+B"):
         if args.singles:
             results = run(diarizer, [r for r in recordings if r.kind == "single"], chosen[fold])
             split = [n for n, (_, k) in results.items() if k > 1]

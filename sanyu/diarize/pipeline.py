@@ -193,16 +193,10 @@ class Diarizer:
             self.params.update(params)
             self._apply(self._pipeline)
 
-    def __call__(
-        self,
-        audio: Audio,
-        num_speakers: int | None = None,
-        min_speakers: int | None = None,
-        max_speakers: int | None = None,
-    ) -> list[SpeakerTurn]:
+    def __call__(self, audio: Audio, **speakers: int | None) -> list[SpeakerTurn]:
         """Speaker turns of `audio` (overlaps included), labelled SPEAKER_00, SPEAKER_01, … by
-        first appearance."""
-        return self.diarize(audio, num_speakers, min_speakers, max_speakers).turns
+        first appearance; `speakers`: num_speakers, min_speakers, max_speakers (see diarize)."""
+        return self.diarize(audio, **speakers).turns
 
     def diarize(
         self,
@@ -212,7 +206,8 @@ class Diarizer:
         max_speakers: int | None = None,
         reuse: dict | None = None,
     ) -> Diarization:
-        """Who speaks when in `audio`: the turns with overlaps, and the exclusive turns.
+        """Who speaks when in `audio`: the turns with overlaps, and the exclusive turns. The
+        speaker counts bound what clustering may find (num_speakers fixes it).
 
         `reuse`: a dict kept by the caller between calls on the same `audio`; the segmentation
         and the embeddings of each window length are kept in it, so that calls which only change

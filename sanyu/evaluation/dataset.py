@@ -37,6 +37,15 @@ def _manifest_languages(root: Path) -> dict[str, str]:
         return {row["file"]: row["language"] for row in csv.DictReader(handle, delimiter="\t")}
 
 
+def read_folds(root: str | Path) -> dict[str, str]:
+    """FOLDS.tsv of an evaluation folder: clip path (relative to it) -> fold (A or B)."""
+    path = Path(root) / "FOLDS.tsv"
+    if not path.is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        return {row["file"]: row["fold"] for row in csv.DictReader(handle, delimiter="\t")}
+
+
 def _beside(audio: Path, suffix: str) -> Path | None:
     path = audio.with_suffix(suffix)
     return path if path.is_file() else None
