@@ -9,8 +9,9 @@ Rules:
 - a segment without words gets the speaker overlapping it most (nearest turn if none does).
 
 `apply_diarization` puts a Diarizer's result on a transcript: words go to speakers by the
-exclusive turns (`WORD_TURNS`; see docs/diarization.md for the measurement behind the choice),
-and the transcript keeps the turns with overlaps for RTTM.
+turns with overlaps and the rules above, or by pyannote's exclusive turns (`WORD_TURNS`; on the
+multi-speaker evaluation clips the rules above were never worse, docs/diarization.md), and the
+transcript keeps the turns with overlaps for RTTM.
 
 Speaker labels are kept as the turns give them (the Diarizer numbers them SPEAKER_00, SPEAKER_01,
 … by first appearance); `Transcript.speakers` lists those that hold at least one segment, in order
@@ -25,10 +26,10 @@ from dataclasses import replace
 
 from sanyu.schema import Segment, SpeakerTurn, Transcript, Word, join_texts
 
-# Which of the Diarizer's turns put words on speakers: "exclusive" (at most one speaker at a
-# time, as pyannote makes them for this) or "overlapping" (the dominant speaker where turns
-# overlap, by the rules above).
-WORD_TURNS = "exclusive"
+# Which of the Diarizer's turns put words on speakers: "overlapping" (the dominant speaker where
+# turns overlap, by the rules above) or "exclusive" (pyannote's turns with at most one speaker at
+# a time, made for this). Measured by bench/diarization.py --words.
+WORD_TURNS = "overlapping"
 
 
 class TurnIndex:
