@@ -27,7 +27,9 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# The repository, not bench/, whose profile.py would hide the standard library's (torch imports
+# cProfile, which imports profile).
+sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
 
 from sanyu.runtime import set_offline_local_defaults  # noqa: E402
 

@@ -23,18 +23,20 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import sys
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# The repository, not bench/, whose profile.py would hide the standard library's (torch imports
+# cProfile, which imports profile).
+sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+
+from sanyu.runtime import set_offline_local_defaults  # noqa: E402
+
+set_offline_local_defaults()  # before pyannote is imported
 
 import numpy as np  # noqa: E402
 
