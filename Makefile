@@ -23,7 +23,7 @@ unexport PYTHONDONTWRITEBYTECODE
 .PHONY: demo test setup setup-dev system-deps models lock clean
 
 demo: setup models
-	$(VENV)/bin/sanyu transcribe --diarize --format txt,srt,vtt,json,rttm -o transcripts "$$($(PY) -m sanyu.demo_audio)"
+	$(VENV)/bin/sanyu transcribe --diarize --format txt,srt,vtt,json,rttm,docx -o transcripts "$$($(PY) -m sanyu.demo_audio)"
 
 test: setup-dev models
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -8,7 +8,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from sanyu.audio import Audio, decode_audio
-from sanyu.diarize.merge import assign_speakers
+from sanyu.diarize.merge import apply_diarization
 from sanyu.options import ModelOptions, TranscribeOptions
 from sanyu.schema import Transcript
 
@@ -64,14 +64,15 @@ class Transcriber:
         return transcripts
 
     def diarize(self, audio: Audio, transcript: Transcript, options: TranscribeOptions) -> Transcript:
-        """Put speakers on `transcript` of `audio` (what `transcribe_many` does with diarize=True)."""
-        turns = self.diarizer(
+        """Put speakers on `transcript` of `audio` (what `transcribe_many` does with diarize=True),
+        and keep the diarizer's turns in it (`apply_diarization`)."""
+        diarization = self.diarizer.diarize(
             audio,
             num_speakers=options.num_speakers,
             min_speakers=options.min_speakers,
             max_speakers=options.max_speakers,
         )
-        return assign_speakers(transcript, turns)
+        return apply_diarization(transcript, diarization)
 
 
 _shared: dict[ModelOptions, Transcriber] = {}

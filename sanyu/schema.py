@@ -6,7 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1
+# 2: `turns` (the diarizer's own speaker turns) added; version-1 JSON still loads (no turns).
+SCHEMA_VERSION = 2
 
 
 @dataclass
@@ -71,6 +72,9 @@ class Transcript:
     speakers: list[str] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
     dropped: list[Dropped] = field(default_factory=list)
+    # Who spoke when as the diarizer found it, overlapped speech included (two people at once
+    # give two turns): what RTTM is written from. Empty when not diarized.
+    turns: list[SpeakerTurn] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -98,9 +102,12 @@ class Transcript:
             )
             for seg in data.get("segments", [])
         ]
+        turns = [SpeakerTurn(**turn) for turn in data.get("turns") or []]
         known = {"source", "duration", "model", "languages", "speakers", "options"}
         dropped = [Dropped(**d) for d in data.get("dropped", [])]
-        return cls(segments=segments, dropped=dropped, **{k: v for k, v in data.items() if k in known})
+        return cls(
+            segments=segments, dropped=dropped, turns=turns, **{k: v for k, v in data.items() if k in known}
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Transcript:

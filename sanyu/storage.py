@@ -169,7 +169,7 @@ class Storage(Location):
         """Write an input's result; the done-marker goes last. Returns the marker's record.
 
         In order: the transcript under its key (skipped with ``store_transcript=False`` when
-        it is already there), the files of ``formats`` (rendered by ``sanyu.output.render``),
+        it is already there), the files of ``formats`` (rendered by ``sanyu.output.render_file``),
         the input's index rows, the done-marker; then any earlier error of the input is
         removed.
         """

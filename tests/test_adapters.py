@@ -11,6 +11,8 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -96,6 +98,22 @@ def test_pyannote_plda_and_embedding_minimum():
 
     set_min_embedding_samples(Pipeline, 400)
     assert Pipeline._embedding.min_num_samples == 400
+
+
+def test_pyannote_segmentation_chunk_seconds():
+    from pyannote.audio.pipelines import SpeakerDiarization
+
+    from sanyu.adapters.pyannote import segmentation_chunk_seconds
+
+    assert "self._segmentation = Inference(" in inspect.getsource(SpeakerDiarization.__init__)
+
+    class Pipeline:
+        class _segmentation:  # noqa: N801 - pyannote's attribute name
+            duration = 10.0
+
+    assert segmentation_chunk_seconds(Pipeline) == 10.0
+    with pytest.raises(AttributeError, match="not the version Sanyu was tested with"):
+        segmentation_chunk_seconds(object())
 
 
 def test_faster_whisper_language_codes():

@@ -441,22 +441,41 @@ def test_local_and_s3_give_the_same_transcripts_and_a_crashed_worker_is_retried(
 
 
 def test_diarized_recording_in_pieces_gets_speakers_across_the_whole(ray_local, clips, tmp_path):
+    """A real two-speaker recording in pieces: the stored transcript carries the diarizer's turns
+    of the whole recording, with the segments' labels; RTTM and the minutes are made from it."""
+    import io
+
+    import docx
+
     from sanyu.audio import decode_audio
     from sanyu.evaluation.dataset import write_wav
+    from sanyu.output import parse_rttm
     from sanyu.storage import Storage
 
     inputs = tmp_path / "in"
     inputs.mkdir()
     write_wav(inputs / "sample.wav", decode_audio(clips["pyannote_sample"].path).samples[: 20 * 16000])
-    summary = batch(str(inputs), tmp_path / "out", FAST.with_(diarize=True, word_timestamps=True),
-                    ("json", "rttm"), piece_seconds=8.0)
+    options = FAST.with_(diarize=True, word_timestamps=True, speaker_names=("SPEAKER_00=Diane",))
+    summary = batch(str(inputs), tmp_path / "out", options, ("json", "rttm", "docx", "md"), piece_seconds=8.0)
     [result] = summary.files
     assert result.status == "ok", result
     transcript = Storage(str(tmp_path / "out")).read_transcript(stem=result.stem)
     assert len(transcript.speakers) >= 2
     assert all(segment.speaker for segment in transcript.segments)
     assert transcript.segments[-1].end > 16  # every piece is there
-    assert (tmp_path / "out" / f"{result.stem}.rttm").read_text().count("SPEAKER") >= 2
+    # Turns of the whole recording (not of the first piece), under the segments' labels.
+    turns = transcript.turns
+    assert turns[0].start < 8.0 < turns[-1].end and turns[-1].end > 16
+    assert {s.speaker for s in transcript.segments} <= {t.speaker for t in turns}
+    rttm = (tmp_path / "out" / f"{result.stem}.rttm").read_text()
+    assert parse_rttm(rttm) == turns
+    document = docx.Document(io.BytesIO((tmp_path / "out" / f"{result.stem}.docx").read_bytes()))
+    proceedings = [p.text for p in document.paragraphs if p.text.startswith("[00:00:")]
+    assert len(proceedings) >= 3
+    assert {p.split("] ", 1)[1].split(":")[0] for p in proceedings} == {"Diane", "SPEAKER_01"}
+    assert "new jersey" in " ".join(proceedings).lower()
+    markdown = (tmp_path / "out" / f"{result.stem}.md").read_text(encoding="utf-8")
+    assert markdown.count("**\\[00:00:") == len(proceedings)
 
 
 # ---- units: cutting long recordings -------------------------------------------------------------

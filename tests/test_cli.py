@@ -125,6 +125,43 @@ def test_both_commands_share_flags_env_and_old_spellings(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "unknown output format 'doc'" in result.output
 
 
+def test_speaker_names_from_a_file_the_environment_and_the_command_line(tmp_path, monkeypatch):
+    import sanyu.cli.transcribe as transcribe
+    import sanyu.pipeline.driver as driver
+    import sanyu.pipeline.progress as progress
+
+    clip = tmp_path / "a.wav"
+    clip.write_bytes(b"not audio, never read here")
+    names = tmp_path / "names.txt"
+    names.write_text("# committee\nSPEAKER_00=Chair\nSPEAKER_01 = 黃議員\n", encoding="utf-8")
+    seen = {}
+
+    def fake_one(transcriber, item, options, output, formats, storage_options):
+        seen["transcribe"] = options.speaker_names
+        return transcribe.FileOutcome(item.display)
+
+    def fake_batch(items, settings, console):
+        seen["batch"] = settings.options.speaker_names
+        from sanyu.results import BatchSummary
+        return BatchSummary(settings.output, "run", [], 0.0)
+
+    monkeypatch.setattr(transcribe, "_transcribe_one", fake_one)
+    monkeypatch.setattr(driver, "run_batch", fake_batch)
+    monkeypatch.setattr(progress, "print_summary", lambda summary, console: None)
+    runner = CliRunner()
+    env = {"SANYU_SPEAKER_NAMES_FILE": str(names)}
+    for command in ("transcribe", "batch"):
+        result = runner.invoke(main, [command, str(clip), "-o", str(tmp_path / "out"),
+                                      "--speaker-names", "SPEAKER_00=Secretary,Guest"], env=env)
+        assert result.exit_code == 0, result.output
+        # The file's entries first, the command line's after them (so they win for a label).
+        assert seen[command] == ("SPEAKER_00=Chair", "SPEAKER_01 = 黃議員", "SPEAKER_00=Secretary", "Guest")
+    names.write_text("SPEAKER_00=Chair\nJust a name\n", encoding="utf-8")
+    result = runner.invoke(main, ["transcribe", str(clip), "--speaker-names-file", str(names)])
+    assert result.exit_code == 2
+    assert "--speaker-names-file" in result.output and "is not LABEL=Name" in result.output
+
+
 def test_log_level_configures_python_logging(tmp_path, monkeypatch):
     import logging
 

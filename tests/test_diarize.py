@@ -268,3 +268,42 @@ def check_embeddings(model, clips) -> None:
         assert out.shape == (3, 192)
         assert torch.isnan(out[2]).all() and not torch.isnan(out[:2]).any()
         assert torch.allclose(out[0], model(chunk[:1])[0], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_rttm_written_by_sanyu_scores_as_the_diarizers_own_annotation(diarizer, tmp_path):
+    """Two people reading at once: the RTTM of a diarized transcript, read back by
+    pyannote.database, is the Diarizer's own annotation, overlap included, and scores the same
+    with pyannote.metrics."""
+    from pyannote.core import Segment as Span
+    from pyannote.core import Timeline
+    from pyannote.database.util import load_rttm
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    from sanyu.diarize.merge import apply_diarization
+    from sanyu.output import render
+
+    wav, rttm = need_eval(
+        "multi/en_fasterwhisper_stereo_diarization.wav", "multi/en_fasterwhisper_stereo_diarization.rttm"
+    )
+    audio = decode_audio(wav)
+    diarization = diarizer.diarize(audio)
+    own = diarization.annotation
+    overlap = own.get_overlap().duration()
+    assert overlap > 1.0, "the two readers overlap in the diarizer's output"
+    assert max(t.end for t in diarization.turns) <= audio.duration
+    transcript = apply_diarization(Transcript(str(wav), audio.duration), diarization)
+    path = tmp_path / "stereo.rttm"
+    path.write_text(render(Transcript.from_json(transcript.to_json()), "rttm"), encoding="utf-8")
+    (written,) = load_rttm(path).values()
+    (reference,) = load_rttm(rttm).values()
+    scored = Timeline([Span(0.0, audio.duration)])
+    for collar in (0.0, 0.25):
+        metric = DiarizationErrorRate(collar=collar, skip_overlap=False)
+        own_score = metric(reference, own, uem=scored, detailed=True)
+        written_score = metric(reference, written, uem=scored, detailed=True)
+        for component in ("diarization error rate", "missed detection", "false alarm", "confusion"):
+            assert written_score[component] == pytest.approx(own_score[component], abs=2e-3)
+    # The same turns under the same labels: scored against each other, only ms rounding differs.
+    assert DiarizationErrorRate(collar=0.0)(own, written, uem=scored) < 1e-3
+    assert written.get_overlap().duration() == pytest.approx(overlap, abs=0.01)

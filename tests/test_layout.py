@@ -27,6 +27,8 @@ LAZY_IMPORTS = {
     ("sanyu/cli/evaluate.py", "sanyu.evaluation.twofold"): "jiwer, scikit-learn (the eval extra)",
     ("sanyu/transcribe/dialect.py", "sklearn.linear_model"): "scikit-learn: to train a probe only",
     ("sanyu/adapters/faster_whisper.py", "torch"): "torch: only to hold encoder output on a GPU",
+    ("sanyu/output/minutes.py", "docx"): "python-docx and lxml (~0.1 s): only when writing a DOCX",
+    ("sanyu/output/minutes.py", "docx.oxml.ns"): "python-docx and lxml: only when writing a DOCX",
 }
 # Private third-party modules or names used only behind an adapter.
 ADAPTERS = "sanyu/adapters/"

@@ -219,3 +219,23 @@ def test_turn_index_agrees_with_brute_force():
             nearest = index.nearest(start, end)
             best = min(max(t.start - end, start - t.end) for t in turns)
             assert max(nearest.start - end, start - nearest.end) == pytest.approx(best)
+
+
+def test_apply_diarization_keeps_overlapping_turns_and_chooses_word_turns():
+    from sanyu.diarize.merge import WORD_TURNS, Diarization, apply_diarization
+
+    words = [Word(0.0, 1.0, " I"), Word(1.0, 2.0, " agree"), Word(2.0, 3.0, " no")]
+    transcript = Transcript("m.wav", 4.0, [Segment(0.0, 3.0, "I agree no", "en", words)])
+    # B talks over A from 0.8 s to 2.4 s; pyannote's exclusive turns give B the overlap.
+    turns = [SpeakerTurn(0.0, 2.4, "A"), SpeakerTurn(0.8, 3.0, "B")]
+    exclusive = [SpeakerTurn(0.0, 0.8, "A"), SpeakerTurn(0.8, 3.0, "B")]
+    diarization = Diarization(turns, exclusive)
+    by_overlap = apply_diarization(transcript, diarization, "overlapping")
+    by_exclusive = apply_diarization(transcript, diarization, "exclusive")
+    assert [w.speaker for s in by_overlap.segments for w in s.words] == ["A", "A", "B"]
+    assert [w.speaker for s in by_exclusive.segments for w in s.words] == ["A", "B", "B"]
+    assert by_overlap.turns == by_exclusive.turns == turns  # RTTM keeps the overlap either way
+    assert apply_diarization(transcript, diarization).turns == turns and WORD_TURNS == "overlapping"
+    assert transcript.turns == [] and transcript.segments[0].speaker is None  # input unchanged
+    with pytest.raises(ValueError, match="word_turns"):
+        apply_diarization(transcript, diarization, "majority")

@@ -285,6 +285,42 @@ def test_plain_http_multipart(server):
     assert all(s["speaker"] is None for s in data["segments"])
 
 
+@pytest.mark.slow
+def test_minutes_as_docx_and_markdown(server):
+    """The two-speaker recording as Word minutes (an attachment) and as Markdown, names given."""
+    import io
+
+    import docx
+
+    answers = {}
+    for fmt in ("docx", "md"):
+        with open(eval_clip(TWO_SPEAKERS), "rb") as audio:
+            answers[fmt] = _post(
+                server,
+                files={"file": ("two readers.wav", audio, "audio/wav")},
+                data={"response_format": fmt, "diarize": "true", "num_speakers": "2",
+                      "language": "en", "speaker_names": "SPEAKER_00=Left,SPEAKER_01=Right"},
+            )
+    response = answers["docx"]
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == (
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    )
+    assert 'filename="two_readers.docx"' in response.headers["content-disposition"]
+    document = docx.Document(io.BytesIO(response.content))
+    assert document.core_properties.title == "Minutes: two readers.wav"
+    _, speakers = document.tables
+    assert {row.cells[0].text for row in speakers.rows[1:]} == {"Left", "Right"}
+    proceedings = [p.text for p in document.paragraphs if p.text.startswith("[00:00:0")]
+    assert proceedings and all(p.split("] ", 1)[1].split(":")[0] in ("Left", "Right") for p in proceedings)
+    said = _words(" ".join(p.split(": ", 1)[1] for p in proceedings))
+    assert "wizard" in said and "curtain" in said  # the reader on the left (Whisper drops the overlap)
+    markdown = answers["md"]
+    assert markdown.status_code == 200 and markdown.headers["content-type"].startswith("text/markdown")
+    assert markdown.text.startswith("# Minutes: two readers.wav\n")
+    assert "| Left | SPEAKER\\_00 |" in markdown.text or "| Left | SPEAKER\\_01 |" in markdown.text
+
+
 # ---- errors, and the server keeps serving afterwards ---------------------------------------------
 
 
@@ -362,7 +398,7 @@ def test_errors_are_json_and_the_server_keeps_serving(server, tmp_path):
         "truncated",
     )
     _assert_error(_post(server, files={"model": (None, "whisper-1")}), 400, "missing_file")
-    for field, value in (("response_format", "docx"), ("language", "klingon"),
+    for field, value in (("response_format", "pdf"), ("language", "klingon"),
                          ("num_speakers", "zero"), ("script", "cyrillic")):
         response = _post(server, files={"file": ("a.wav", audio, "audio/wav")}, data={field: value})
         assert _assert_error(response, 400)["param"] == field

@@ -13,6 +13,7 @@ from sanyu.output import (
     format_timestamp,
     parse_rttm,
     render,
+    render_file,
     render_rttm_turns,
     rttm_file_id,
     write_outputs,
@@ -166,7 +167,7 @@ def test_empty_transcript_renders_valid_output_in_every_format():
     assert render(t, "rttm") == ""
     back = Transcript.from_json(render(t, "json"))
     assert back == t
-    assert set(FORMATS) == {"txt", "srt", "vtt", "tsv", "json", "rttm"}
+    assert set(FORMATS) == {"txt", "srt", "vtt", "tsv", "json", "rttm", "md", "docx"}
 
 
 def test_blank_segments_are_skipped_not_written_as_broken_cues():
@@ -411,9 +412,13 @@ def test_rttm_file_id_from_source():
 
 
 def test_unknown_format_is_an_error():
-    with pytest.raises(ValueError, match="unknown output format 'docx'"):
-        render(meeting(), "docx")
+    with pytest.raises(ValueError, match="unknown output format 'pdf'"):
+        render(meeting(), "pdf")
     assert render(meeting(), ".SRT") == render(meeting(), "srt")
+    # A binary format renders to bytes (its file's bytes, as render_file gives every format).
+    docx_bytes = render(meeting(), "docx")
+    assert isinstance(docx_bytes, bytes) and docx_bytes.startswith(b"PK")
+    assert render_file(meeting(), "srt") == render(meeting(), "srt").encode("utf-8")
 
 
 # --- write_outputs -----------------------------------------------------------------------
@@ -425,6 +430,12 @@ def test_write_outputs_creates_directory_and_writes_every_format(tmp_path):
     assert paths == [str(target / f"meeting-1a2b.{fmt}") for fmt in FORMATS]
     assert sorted(os.listdir(target)) == sorted(f"meeting-1a2b.{fmt}" for fmt in FORMATS)
     for fmt in FORMATS:
+        if fmt == "docx":  # a zip whose entries carry the time of writing
+            import docx
+
+            text = "\n".join(p.text for p in docx.Document(target / "meeting-1a2b.docx").paragraphs)
+            assert "[00:00:00] Chair: 各位議員，早晨。" in text
+            continue
         with open(target / f"meeting-1a2b.{fmt}", encoding="utf-8") as handle:
             assert handle.read() == render(meeting(), fmt, ["Chair"])
     assert oct(os.stat(target / "meeting-1a2b.srt").st_mode & 0o777) == oct(0o644)

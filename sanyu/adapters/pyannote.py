@@ -6,6 +6,9 @@
 * `set_min_embedding_samples`: the pipeline finds the shortest input its embedding model accepts
   by trial and error on first use (seconds on CPU), and keeps it on its private ``_embedding``;
   Sanyu knows it (one fbank window for CAM++) and sets it.
+* `segmentation_chunk_seconds`: the length of the segmentation model's chunks, which the
+  pipeline keeps on its private ``_segmentation`` inferencer; the windowed diarization
+  (`sanyu.diarize.windowed`) cuts chunks into embedding windows by it.
 """
 
 from __future__ import annotations
@@ -39,3 +42,14 @@ def set_min_embedding_samples(pipeline, samples: int) -> None:
             "this pyannote.audio is not the version Sanyu was tested with"
         )
     embedding.min_num_samples = samples
+
+
+def segmentation_chunk_seconds(pipeline) -> float:
+    """Seconds in each chunk a SpeakerDiarization pipeline segments (10 s for segmentation-3.0)."""
+    inference = getattr(pipeline, "_segmentation", None)
+    if inference is None or not hasattr(inference, "duration"):
+        raise AttributeError(
+            "pyannote.audio's SpeakerDiarization._segmentation has no duration: "
+            "this pyannote.audio is not the version Sanyu was tested with"
+        )
+    return float(inference.duration)

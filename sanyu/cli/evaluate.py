@@ -26,7 +26,8 @@ from sanyu.evaluation.dataset import load_clips
 @log_option
 def eval_command(manifest_dir, baseline, languages, language_id, folds_file, **kwargs):
     """Score transcripts of MANIFEST_DIR (laid out like ../shared/eval): WER (en), CER (zh, yue),
-    DER where an RTTM exists and --diarize is on, and language-ID accuracy."""
+    language-ID accuracy and, with --diarize, DER (0.25 s and 0 s collars, overlap scored, with
+    missed speech, false alarm and confusion) where an RTTM exists and cpWER where an STM does."""
     # The scoring libraries (jiwer, pyannote.metrics, the normalisers: the `eval` extra) load
     # only for this command.
     from sanyu.evaluation.report import print_fold_report, print_report

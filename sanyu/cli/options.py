@@ -18,7 +18,9 @@ import click
 from sanyu import runtime
 from sanyu.inputs import InputItem, list_inputs
 from sanyu.options import LANGUAGES, MANDARIN_SCRIPTS, SCRIPTS, ModelOptions, TranscribeOptions
+from sanyu.errors import SanyuError
 from sanyu.output import ALL, FORMATS, parse_formats
+from sanyu.output.speakers import read_names_file
 
 ENV_PREFIX = "SANYU"
 DEFAULT_OUTPUT = "transcripts"
@@ -129,7 +131,10 @@ def transcribe_options(func: Callable) -> Callable:
         option("--max-speakers", type=click.IntRange(min=1), default=None,
                help="At most this many speakers (with --diarize)."),
         option("--speaker-names", default=None,
-               help="Comma-separated names for SPEAKER_00, SPEAKER_01, ..."),
+               help="Comma-separated names for SPEAKER_00, SPEAKER_01, ..., or LABEL=Name "
+                    "entries (SPEAKER_01=Secretary); these win over --speaker-names-file."),
+        option("--speaker-names-file", type=click.Path(exists=True, dir_okay=False), default=None,
+               help="File of LABEL=Name lines (SPEAKER_00=Chair); # starts a comment."),
     ])
 
 
@@ -207,6 +212,16 @@ def read_glossary(path: str | None) -> tuple[str, ...]:
     return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
 
 
+def speaker_names(names: str | None, path: str | None) -> tuple[str, ...]:
+    """The entries of the names file, then those of ``--speaker-names`` (which win: a later
+    ``LABEL=Name`` entry names the label again)."""
+    try:
+        from_file = read_names_file(path) if path else ()
+    except SanyuError as exc:
+        raise click.BadParameter(str(exc), param_hint="--speaker-names-file") from None
+    return from_file + csv(names)
+
+
 def build_options(kwargs: dict) -> tuple[ModelOptions, TranscribeOptions]:
     """The model and transcription options out of a command's keyword arguments (removed)."""
     models = ModelOptions(
@@ -230,7 +245,7 @@ def build_options(kwargs: dict) -> tuple[ModelOptions, TranscribeOptions]:
             num_speakers=kwargs.pop("num_speakers"),
             min_speakers=kwargs.pop("min_speakers"),
             max_speakers=kwargs.pop("max_speakers"),
-            speaker_names=csv(kwargs.pop("speaker_names")),
+            speaker_names=speaker_names(kwargs.pop("speaker_names"), kwargs.pop("speaker_names_file")),
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None

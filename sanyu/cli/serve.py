@@ -9,7 +9,8 @@ from __future__ import annotations
 import click
 
 from sanyu.cli.options import (
-    log_option, model_options, option, parse_storage_options, read_glossary, transcribe_options,
+    log_option, model_options, option, parse_storage_options, read_glossary, speaker_names,
+    transcribe_options,
 )
 
 
@@ -66,6 +67,7 @@ def serve_command(host, port, address, batch_wait_ms, glossary, **kwargs):
     from sanyu.serve import ServeConfig
     from sanyu.serve.server import serve_forever
 
+    kwargs["speaker_names"] = speaker_names(kwargs.pop("speaker_names"), kwargs.pop("speaker_names_file"))
     try:
         config = ServeConfig(
             **kwargs, glossary=read_glossary(glossary), batch_wait_timeout_s=batch_wait_ms / 1000

@@ -1,2 +1,3 @@
-"""Speaker diarization (who speaks when, `sanyu.diarize.pipeline`: torch and pyannote.audio)
-and putting speakers on a transcript (`sanyu.diarize.merge`: plain Python)."""
+"""Speaker diarization (who speaks when, `sanyu.diarize.pipeline`: torch and pyannote.audio, with
+the windowed clustering of `sanyu.diarize.windowed`) and putting speakers on a transcript
+(`sanyu.diarize.merge`: plain Python)."""

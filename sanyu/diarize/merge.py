@@ -8,6 +8,11 @@ Rules:
   words (`join_texts`), its timing from its first and last word, its language kept;
 - a segment without words gets the speaker overlapping it most (nearest turn if none does).
 
+`apply_diarization` puts a Diarizer's result on a transcript: words go to speakers by the
+turns with overlaps and the rules above, or by pyannote's exclusive turns (`WORD_TURNS`; on the
+multi-speaker evaluation clips the rules above were never worse, docs/diarization.md), and the
+transcript keeps the turns with overlaps for RTTM.
+
 Speaker labels are kept as the turns give them (the Diarizer numbers them SPEAKER_00, SPEAKER_01,
 … by first appearance); `Transcript.speakers` lists those that hold at least one segment, in order
 of first appearance in the transcript.
@@ -17,9 +22,28 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from sanyu.schema import Segment, SpeakerTurn, Transcript, Word, join_texts
+
+# Which of the Diarizer's turns put words on speakers: "overlapping" (the dominant speaker where
+# turns overlap, by the rules above) or "exclusive" (pyannote's turns with at most one speaker at
+# a time, made for this). Measured by bench/diarization.py --words.
+WORD_TURNS = "overlapping"
+
+
+@dataclass(frozen=True)
+class Diarization:
+    """What the Diarizer (`sanyu.diarize.pipeline`) finds: `turns` with overlapped speech (two
+    people at once give two turns), and `exclusive` turns (at most one speaker at any time, the
+    one pyannote finds most active), made for putting words on speakers. Both use the same
+    labels."""
+
+    turns: list[SpeakerTurn]
+    exclusive: list[SpeakerTurn]
+    # pyannote's own Annotation of `turns` (same labels, unrounded times); None when empty.
+    annotation: Any = field(default=None, compare=False, repr=False)
 
 
 class TurnIndex:
@@ -157,3 +181,14 @@ def speakers_in_order(segments: Iterable[Segment]) -> list[str]:
         if segment.speaker is not None:
             seen.setdefault(segment.speaker)
     return list(seen)
+
+
+def apply_diarization(
+    transcript: Transcript, diarization: Diarization, word_turns: str = WORD_TURNS
+) -> Transcript:
+    """`transcript` with speakers from a `Diarization`: words by its `word_turns` turns, and
+    `turns` set to its turns with overlaps (the input is not changed)."""
+    if word_turns not in ("exclusive", "overlapping"):
+        raise ValueError(f"word_turns must be exclusive or overlapping, not {word_turns!r}")
+    chosen = diarization.exclusive if word_turns == "exclusive" else diarization.turns
+    return replace(assign_speakers(transcript, chosen), turns=list(diarization.turns))

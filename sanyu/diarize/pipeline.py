@@ -21,28 +21,40 @@ runtime.set_defaults(runtime.TELEMETRY_OFF)  # pyannote reads it when it is impo
 
 import torch  # noqa: E402
 from pyannote.audio import Model  # noqa: E402
-from pyannote.audio.pipelines import SpeakerDiarization  # noqa: E402
+from pyannote.core import Segment  # noqa: E402
 
-from sanyu.adapters.pyannote import identity_plda, set_min_embedding_samples  # noqa: E402
+from sanyu.adapters.pyannote import (  # noqa: E402
+    identity_plda,
+    segmentation_chunk_seconds,
+    set_min_embedding_samples,
+)
 from sanyu.audio import SAMPLE_RATE, Audio  # noqa: E402
 from sanyu.diarize.campplus import CAMPPlusEmbedding  # noqa: E402
+from sanyu.diarize.merge import Diarization  # noqa: E402
+from sanyu.diarize.windowed import CentredClustering, WindowedSpeakerDiarization  # noqa: E402
 from sanyu.errors import ModelError  # noqa: E402
 from sanyu.models import fetch  # noqa: E402
 from sanyu.schema import SpeakerTurn  # noqa: E402
 
 
-# Chosen on ../shared/eval/multi and on single-speaker and joined clips of ../shared/eval (see
-# bench/diarization.py). Clustering is centroid linkage on unit-normalised CAM++ embeddings, so
-# `threshold` is a Euclidean distance between centroids: 0.8-0.9 kept pyannote_sample at 2
-# speakers, 1.0 merged them, 0.7 split an AMI speaker. `min_cluster_size` is small because a
-# 30 s clip gives only ~60 (chunk, speaker) embeddings and pyannote's default of 12 folds a
-# speaker who talks little into another. `select_frames`: each local speaker's frames go through
-# CAM++ on their own (DER on AMI dev00 0.30 -> 0.22 against pooling over the whole chunk).
-# `num_threads`: torch intra-op threads while diarizing (0: leave torch's setting). On the 2-core
-# machine shared with other busy processes, 1 thread ran at RTF 0.15 and torch's default of 2
-# threads at RTF 7.8 (threads spinning on each other); set it higher on a dedicated machine.
+# Chosen by bench/diarization_folds.py: every clustering and window setting was picked on one fold
+# of ../shared/eval (FOLDS.tsv) and scored on the other, both ways (docs/diarization.md).
+# `window`: seconds of a local speaker's activity embedded at a time (None: the whole 10 s chunk,
+# pyannote's own way); `window_active_ratio`: share of a window that must be one voice alone for
+# its embedding to shape the clusters. `centre`: cluster embeddings centred on the recording's
+# mean; `merge_threshold`: clusters whose uncentred centroids are closer (cosine) are joined
+# (sanyu.diarize.windowed explains both). Clustering is agglomerative (`method` linkage) on
+# unit-normalised CAM++ embeddings with a Euclidean `threshold`; `min_cluster_size` is small because
+# a short recording gives few embeddings and pyannote's default of 12 folds a speaker who talks
+# little into another. `select_frames`: each window's frames go through CAM++ on their own.
+# `num_threads`: torch intra-op threads while diarizing (0: leave torch's setting); on a CPU shared
+# with other busy processes one thread is far faster than torch's default (bench/RESULTS.md).
 DEFAULT_PARAMS: dict[str, Any] = {
-    "threshold": 0.85,
+    "window": 3.0,
+    "window_active_ratio": 0.5,
+    "centre": True,
+    "threshold": 0.95,
+    "merge_threshold": 0.4,
     "method": "centroid",
     "min_cluster_size": 3,
     "min_duration_on": 0.1,
@@ -54,11 +66,26 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "segmentation_batch_size": 32,
     "embedding_batch_size": 24,  # a multiple of the 3 local speakers a chunk has
 }
+# The settings before the windowed, centred clustering (pyannote's chunk-level embeddings), kept
+# to measure against in the same run (bench/diarization.py).
+CHUNK_PARAMS: dict[str, Any] = {
+    **DEFAULT_PARAMS,
+    "window": None,
+    "window_active_ratio": 0.2,
+    "centre": False,
+    "threshold": 0.85,
+    "merge_threshold": 0.0,
+}
 _PIPELINE_ARGS = (
     "segmentation_step",
     "embedding_exclude_overlap",
     "segmentation_batch_size",
     "embedding_batch_size",
+)
+# What `Diarizer.configure` may change on a loaded pipeline (the others shape the models).
+TUNABLE = (
+    "window", "window_active_ratio", "centre", "threshold", "merge_threshold", "method",
+    "min_cluster_size", "min_duration_on", "min_duration_off",
 )
 # Shorter inputs carry no speaker turn worth finding (and pyannote needs a few frames).
 MIN_DURATION_S = 0.1
@@ -76,15 +103,14 @@ def _resolve_device(device: str):
 class Diarizer:
     """Finds who speaks when. Loads the models once; call it on any number of `Audio`s.
 
-    Keyword parameters override DEFAULT_PARAMS: threshold, method, min_cluster_size (clustering),
-    min_duration_on, min_duration_off (turns), segmentation_step, embedding_exclude_overlap,
-    select_frames (embeddings), num_threads, segmentation_batch_size, embedding_batch_size.
+    Keyword parameters override DEFAULT_PARAMS: window, window_active_ratio, select_frames,
+    segmentation_step, embedding_exclude_overlap (embeddings), centre, threshold, merge_threshold,
+    method, min_cluster_size (clustering), min_duration_on, min_duration_off (turns),
+    num_threads, segmentation_batch_size, embedding_batch_size.
     """
 
     def __init__(self, device: str = "auto", model_dir: Path | None = None, **params: Any):
-        unknown = set(params) - set(DEFAULT_PARAMS)
-        if unknown:
-            raise TypeError(f"unknown diarization parameter(s): {', '.join(sorted(unknown))}")
+        _check_names(params, DEFAULT_PARAMS)
         self.params = {**DEFAULT_PARAMS, **params}
         self.device = _resolve_device(device)
         if model_dir is None:
@@ -104,13 +130,14 @@ class Diarizer:
         embedding = CAMPPlusEmbedding.from_directory(
             self.model_dir / "campplus", select_frames=self.params["select_frames"]
         )
-        pipeline = SpeakerDiarization(
+        pipeline = WindowedSpeakerDiarization(
             segmentation=segmentation,
             embedding=embedding,
             plda=identity_plda(embedding.dimension),
             clustering="AgglomerativeClustering",
             **{name: self.params[name] for name in _PIPELINE_ARGS},
         )
+        pipeline.clustering = CentredClustering()
         set_min_embedding_samples(pipeline, embedding.min_num_samples)
         pipeline.instantiate(
             {
@@ -122,29 +149,67 @@ class Diarizer:
                 },
             }
         )
+        self._apply(pipeline)
         pipeline.to(self.device)
         return pipeline
 
-    def __call__(
+    def _apply(self, pipeline) -> None:
+        """Put the TUNABLE settings of `self.params` on the pyannote pipeline."""
+        params = self.params
+        chunk = segmentation_chunk_seconds(pipeline)
+        pipeline.window = params["window"]
+        pipeline.min_duration_on = params["min_duration_on"]
+        pipeline.segmentation.min_duration_off = params["min_duration_off"]
+        clustering = pipeline.clustering
+        clustering.method = params["method"]
+        clustering.min_cluster_size = params["min_cluster_size"]
+        clustering.threshold = params["threshold"]
+        clustering.centre = params["centre"]
+        clustering.merge_threshold = params["merge_threshold"]
+        share = min(1.0, (params["window"] or chunk) / chunk)
+        clustering.min_active_ratio = params["window_active_ratio"] * share
+
+    def configure(self, **params: Any) -> None:
+        """Change TUNABLE settings of the loaded pipeline (no model is loaded again)."""
+        _check_names(params, TUNABLE)
+        with self._lock:
+            self.params.update(params)
+            self._apply(self._pipeline)
+
+    def __call__(self, audio: Audio, **speakers: int | None) -> list[SpeakerTurn]:
+        """Speaker turns of `audio` (overlaps included), labelled SPEAKER_00, SPEAKER_01, … by
+        first appearance; `speakers`: num_speakers, min_speakers, max_speakers (see diarize)."""
+        return self.diarize(audio, **speakers).turns
+
+    def diarize(
         self,
         audio: Audio,
         num_speakers: int | None = None,
         min_speakers: int | None = None,
         max_speakers: int | None = None,
-    ) -> list[SpeakerTurn]:
-        """Speaker turns of `audio`, labelled SPEAKER_00, SPEAKER_01, … by first appearance."""
+        reuse: dict | None = None,
+    ) -> Diarization:
+        """Who speaks when in `audio`: the turns with overlaps, and the exclusive turns. The
+        speaker counts bound what clustering may find (num_speakers fixes it).
+
+        `reuse`: a dict kept by the caller between calls on the same `audio`; the segmentation
+        and the embeddings of each window length are kept in it, so that calls which only change
+        clustering settings (`configure`) skip the models (bench/diarization_folds.py).
+        """
         if audio.sample_rate != SAMPLE_RATE:
             raise ValueError(f"diarization expects {SAMPLE_RATE} Hz audio, got {audio.sample_rate}")
         samples = np.asarray(audio.samples, dtype=np.float32)
         if samples.ndim != 1:
             raise ValueError("diarization expects mono samples (a 1-D array)")
         if len(samples) < MIN_DURATION_S * SAMPLE_RATE or not np.any(samples):
-            return []
+            return Diarization([], [])
         file = {
             "waveform": torch.from_numpy(samples)[None],
             "sample_rate": SAMPLE_RATE,
             "uri": Path(audio.source).stem or "audio",
         }
+        if reuse is not None:
+            file = _reused_file(reuse, file, self.params["window"])
         threads = self.params["num_threads"]
         with (
             self._lock,
@@ -159,6 +224,8 @@ class Diarizer:
             previous = torch.get_num_threads()
             if threads:
                 torch.set_num_threads(threads)
+            # pyannote keeps segmentations and embeddings in the file dict in training mode.
+            self._pipeline.training = reuse is not None
             try:
                 output = self._pipeline(
                     file,
@@ -167,23 +234,53 @@ class Diarizer:
                     max_speakers=max_speakers,
                 )
             finally:
+                self._pipeline.training = False
                 if threads:
                     torch.set_num_threads(previous)
-        return to_turns(output.speaker_diarization, self.params["min_duration_on"])
+        # pyannote pads the last chunk: nothing is said after the recording ends.
+        extent = Segment(0.0, len(samples) / SAMPLE_RATE)
+        annotation = output.speaker_diarization.crop(extent)
+        names: dict[str, str] = {}
+        turns = to_turns(annotation, names=names)
+        exclusive = to_turns(output.exclusive_speaker_diarization.crop(extent), names=names)
+        return Diarization(turns, exclusive, annotation.rename_labels(names))
 
 
-def to_turns(annotation, min_duration_on: float = 0.0) -> list[SpeakerTurn]:
+def _check_names(params: dict, allowed) -> None:
+    unknown = set(params) - set(allowed)
+    if unknown:
+        raise TypeError(f"unknown diarization parameter(s): {', '.join(sorted(unknown))}")
+
+
+_SEGMENTATION_CACHE = "training_cache/segmentation"
+
+
+def _reused_file(reuse: dict, file: dict, window) -> dict:
+    """The pyannote file dict kept in `reuse` for this window length; the segmentation (which
+    does not depend on the window) is shared between them."""
+    kept = reuse.setdefault(("file", window), file)
+    for other in reuse.values():
+        if _SEGMENTATION_CACHE in other and _SEGMENTATION_CACHE not in kept:
+            kept[_SEGMENTATION_CACHE] = other[_SEGMENTATION_CACHE]
+    return kept
+
+
+def to_turns(
+    annotation, min_duration_on: float = 0.0, names: dict[str, str] | None = None
+) -> list[SpeakerTurn]:
     """A pyannote Annotation as time-ordered turns, speakers renamed by first appearance.
 
-    Turns shorter than `min_duration_on` are dropped: frame-long flickers where pyannote's
-    reconstruction hesitates between two speakers at a turn's edge.
+    Turns shorter than `min_duration_on` are dropped (the Diarizer has pyannote drop them:
+    frame-long flickers where the reconstruction hesitates between two speakers). `names`
+    (pyannote label -> SPEAKER_xx) is filled as labels appear; pass the same dict to name a
+    second annotation of the same recording alike.
     """
     raw = sorted(
         (float(segment.start), float(segment.end), str(label))
         for segment, _, label in annotation.itertracks(yield_label=True)
         if segment.end - segment.start >= max(min_duration_on, 1e-9)
     )
-    names: dict[str, str] = {}
+    names = {} if names is None else names
     turns = []
     for start, end, label in raw:
         name = names.setdefault(label, f"SPEAKER_{len(names):02d}")

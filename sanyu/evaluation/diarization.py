@@ -1,8 +1,14 @@
 """Scoring speaker diarization: DER (pyannote.metrics) and cpWER against per-speaker transcripts.
 
 DER follows ../shared/eval/README.md: a 0.25 s collar around reference boundaries, overlapped
-speech scored. Without a UEM the scored region is the union of the reference's and hypothesis's
-extents (what pyannote.metrics does, without its warning).
+speech scored; `sanyu eval` and the benchmarks also give it without a collar (`COLLARS`), split
+into missed speech, false alarm and speaker confusion (`DerScore`). Without a UEM the scored
+region is the union of the reference's and hypothesis's extents (what pyannote.metrics does,
+without its warning). Pooled over files, the components are summed (`pool_scores`).
+
+Word-speaker accuracy (`word_speaker_accuracy`): of the transcript's words whose middle lies in
+exactly one reference speaker's turn, the share whose speaker is that reference speaker, the
+transcript's labels mapped one-to-one onto the reference's so that most words agree.
 
 cpWER (concatenated minimum-permutation word error rate, as in CHiME-6): each speaker's words are
 concatenated in time order on both sides; reference and hypothesis speakers are paired by
@@ -149,6 +155,91 @@ def pooled_der(components: Iterable[Mapping[str, float]]) -> float:
         total += c["total"]
         errors += c["confusion"] + c["missed detection"] + c["false alarm"]
     return errors / total if total else 0.0
+
+
+COLLARS = (0.25, 0.0)
+
+
+@dataclass(frozen=True)
+class DerScore:
+    """DER components in seconds (reference speech counts once per speaker when people overlap)."""
+
+    total: float = 0.0
+    missed: float = 0.0
+    false_alarm: float = 0.0
+    confusion: float = 0.0
+
+    @classmethod
+    def from_components(cls, components: Mapping[str, float]) -> DerScore:
+        return cls(
+            components["total"], components["missed detection"], components["false alarm"],
+            components["confusion"],
+        )
+
+    def __add__(self, other: DerScore) -> DerScore:
+        return DerScore(
+            self.total + other.total, self.missed + other.missed,
+            self.false_alarm + other.false_alarm, self.confusion + other.confusion,
+        )
+
+    def _share(self, seconds: float) -> float:
+        return seconds / self.total if self.total else 0.0
+
+    @property
+    def rate(self) -> float:
+        return self._share(self.missed + self.false_alarm + self.confusion)
+
+    @property
+    def missed_share(self) -> float:
+        return self._share(self.missed)
+
+    @property
+    def false_alarm_share(self) -> float:
+        return self._share(self.false_alarm)
+
+    @property
+    def confusion_share(self) -> float:
+        return self._share(self.confusion)
+
+
+def der_scores(
+    reference: PathLike | Sequence[SpeakerTurn],
+    hypothesis_turns: Sequence[SpeakerTurn],
+    uem_path: PathLike | None = None,
+    collars: Sequence[float] = COLLARS,
+) -> dict[float, DerScore]:
+    """DER of `hypothesis_turns` at each collar."""
+    return {
+        collar: DerScore.from_components(der_components(reference, hypothesis_turns, uem_path, collar))
+        for collar in collars
+    }
+
+
+def pool_scores(scores: Iterable[DerScore]) -> DerScore:
+    """DER over several files: summed components (each file weighs by its reference speech)."""
+    return sum(scores, DerScore())
+
+
+def word_speaker_accuracy(
+    reference: Sequence[SpeakerTurn], transcript: Transcript
+) -> tuple[int, int]:
+    """(words whose speaker is right, words scored); see the module doc."""
+    pairs = []
+    for segment in transcript.segments:
+        for word in segment.words:
+            middle = (word.start + word.end) / 2
+            speakers = {t.speaker for t in reference if t.start <= middle < t.end}
+            if len(speakers) == 1:
+                pairs.append((speakers.pop(), str(word.speaker or segment.speaker)))
+    if not pairs:
+        return 0, 0
+    refs = sorted({r for r, _ in pairs})
+    hyps = sorted({h for _, h in pairs})
+    counts = np.zeros((len(refs), len(hyps)), dtype=np.int64)
+    for r, h in pairs:
+        counts[refs.index(r), hyps.index(h)] += 1
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    return int(counts[rows, cols].sum()), len(pairs)
 
 
 def turns_from_transcript(transcript: Transcript) -> list[SpeakerTurn]:

@@ -7,6 +7,7 @@ from collections import defaultdict
 from rich.console import Console
 from rich.table import Table
 
+from sanyu.evaluation.diarization import CpWER, pool_scores
 from sanyu.evaluation.groups import group_of
 from sanyu.evaluation.runner import ClipResult, LanguageIdResult, pooled_by_language
 from sanyu.evaluation.text import pooled
@@ -17,6 +18,36 @@ METRIC = {"en": "WER", "zh": "CER", "yue": "CER"}
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def print_speaker_scores(results: list[ClipResult], console: Console) -> None:
+    """DER at both collars (overlap scored) with its missed / false-alarm / confusion split, and
+    cpWER, for each clip and pooled over clips (summed errors over summed reference)."""
+    scored = [r for r in results if r.der is not None or r.cpwer is not None]
+    if not scored:
+        return
+    table = Table(title="Who spoke when (DER: overlap scored; miss/FA/conf at the 0.25 s collar)")
+    for column in ("clip", "DER 0.25 s", "DER 0 s", "missed", "false alarm", "confusion", "cpWER"):
+        table.add_column(column)
+
+    def row(name, ders, cp):
+        main = ders.get(0.25) if ders else None
+        return [
+            name, _pct(main.rate if main else None),
+            _pct(ders[0.0].rate if ders and 0.0 in ders else None),
+            _pct(main.missed_share if main else None), _pct(main.false_alarm_share if main else None),
+            _pct(main.confusion_share if main else None),
+            _pct(cp.rate if cp else None),
+        ]
+
+    for result in scored:
+        table.add_row(*row(result.clip.name, result.der, result.cpwer))
+    with_der = [r.der for r in scored if r.der is not None]
+    pooled_der = {c: pool_scores(d[c] for d in with_der) for c in with_der[0]} if with_der else None
+    cps = [r.cpwer for r in scored if r.cpwer is not None]
+    pooled_cp = CpWER(sum(c.errors for c in cps), sum(c.reference_length for c in cps), {}) if cps else None
+    table.add_row(*row(f"pooled ({len(scored)} clips)", pooled_der, pooled_cp), style="bold")
+    console.print(table)
 
 
 def print_report(
@@ -33,7 +64,6 @@ def print_report(
     for system in systems:
         table.add_column(f"{system} error")
     table.add_column("sanyu languages")
-    table.add_column("DER")
     table.add_column("cpWER")
     for path in clips:
         first = by_key[(path, systems[0])]
@@ -43,10 +73,10 @@ def print_report(
             row.append(_pct(result.score.rate if result and result.score else None))
         sanyu = by_key.get((path, "sanyu"))
         row.append(",".join(sanyu.languages) if sanyu else "")
-        row.append(_pct(sanyu.der if sanyu else None))
-        row.append(_pct(sanyu.cpwer if sanyu else None))
+        row.append(_pct(sanyu.cpwer.rate if sanyu and sanyu.cpwer else None))
         table.add_row(*row)
     console.print(table)
+    print_speaker_scores([r for r in results if r.system == "sanyu"], console)
 
     pooled = pooled_by_language(results)
     summary = Table(title="Pooled per language")
@@ -58,9 +88,6 @@ def print_report(
             f"{language} {METRIC.get(language, '')}",
             *[_pct(pooled.get((system, language))) for system in systems],
         )
-    ders = [r.der for r in results if r.der is not None]
-    if ders:
-        summary.add_row("DER (mean of clips)", _pct(sum(ders) / len(ders)))
     console.print(summary)
     for system in systems:
         seconds = sum(r.seconds for r in results if r.system == system)

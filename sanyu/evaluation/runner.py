@@ -25,8 +25,8 @@ class ClipResult:
     score: Score | None
     seconds: float
     languages: list[str] = field(default_factory=list)
-    der: float | None = None
-    cpwer: float | None = None
+    der: dict | None = None  # collar -> DerScore, where the clip has a reference RTTM
+    cpwer: diarization.CpWER | None = None  # where the clip has per-speaker references (STM)
 
 
 def plain_faster_whisper(transcriber: Transcriber, clip: Clip, beam_size: int = 5) -> str:
@@ -76,17 +76,18 @@ def evaluate_clips(
 
 
 def _score_speakers(result: ClipResult, transcript: Transcript) -> None:
-    """DER where a reference RTTM exists; cpWER where a per-speaker transcript (STM) exists."""
+    """DER (both collars) of the diarizer's turns where a reference RTTM exists; cpWER where a
+    per-speaker transcript (STM) exists."""
     clip = result.clip
     if clip.rttm is not None:
-        turns = diarization.turns_from_transcript(transcript)
-        result.der = diarization.der(clip.rttm, turns, uem_path=clip.uem)
+        turns = transcript.turns or diarization.turns_from_transcript(transcript)
+        result.der = diarization.der_scores(clip.rttm, turns, uem_path=clip.uem)
     if clip.stm is not None:
         result.cpwer = diarization.cpwer(
             diarization.speaker_texts_from_stm(clip.stm),
             diarization.speaker_texts_from_transcript(transcript),
             clip.language,
-        ).rate
+        )
 
 
 def pooled_by_language(results: list[ClipResult]) -> dict[tuple[str, str], float]:

@@ -1,4 +1,5 @@
-"""Transcript formats (TXT minutes, SRT, VTT, TSV, JSON, RTTM), writing them, and output names."""
+"""Transcript formats (TXT minutes, SRT, VTT, TSV, JSON, RTTM, Markdown and DOCX minutes),
+writing them, and output names."""
 
 from sanyu.output.clean import format_timestamp, speaker_display_names
 from sanyu.output.naming import output_stem

@@ -1,12 +1,17 @@
-"""What every transcript format shares: clean times, one-line text, speaker names.
+"""What every transcript format shares: clean times, one-line text, speaker names, paragraphs.
 
 * Times are cleaned before they are written: a non-finite or negative time becomes 0 and a
   segment whose end lies before its start has the two swapped, so no output carries a
   negative time or a reversed span.
-* Speaker names: ``speaker_names[i]`` names the i-th speaker label, in the order of the
-  transcript's ``speakers`` list, then any label found only on segments in label-number
-  order (``SPEAKER_2`` before ``SPEAKER_10``); so with the usual ``speakers`` list
-  ``SPEAKER_00`` gets the first name. A label without a (non-blank) name keeps its label.
+* Speaker names: an entry ``LABEL=Name`` names that label (`sanyu.output.speakers`); any other
+  entry names the speaker at its position among those entries, in the order of the
+  transcript's ``speakers`` list, then any label found only on segments, then any found only
+  in the diarizer's turns, each in label-number order (``SPEAKER_2`` before ``SPEAKER_10``); so
+  with the usual ``speakers`` list ``SPEAKER_00`` gets the first name. A label without a
+  (non-blank) name keeps its label.
+* Paragraphs (TXT, DOCX and Markdown minutes): consecutive segments of one speaker make one
+  paragraph; segments without a speaker make paragraphs of at most PARAGRAPH_SEGMENTS
+  segments, broken at pauses longer than PARAGRAPH_PAUSE.
 """
 
 from __future__ import annotations
@@ -15,8 +20,11 @@ import math
 import re
 from collections.abc import Sequence
 
-from sanyu.schema import Transcript
+from sanyu.output.speakers import split_names
+from sanyu.schema import Segment, Transcript
 
+PARAGRAPH_PAUSE = 2.0  # seconds of silence that start a new paragraph (no speakers)
+PARAGRAPH_SEGMENTS = 5  # at most this many segments per paragraph (no speakers)
 _RUN_OF_SPACES = re.compile(r"[ \t\n\r\v\f\x1c-\x1e\x85\u2028\u2029]+")
 
 
@@ -73,17 +81,41 @@ def _natural_key(label: str) -> tuple:
 
 
 def speaker_order(transcript: Transcript) -> list[str]:
-    """Speaker labels in the order ``speaker_names`` names them."""
+    """Speaker labels in the order ``speaker_names`` names them: the transcript's ``speakers``,
+    then labels found only on segments, then labels found only in the diarizer's turns."""
     labels = [label for label in dict.fromkeys(transcript.speakers) if label]
     known = set(labels)
     extra = {seg.speaker for seg in transcript.segments if seg.speaker and seg.speaker not in known}
-    return labels + sorted(extra, key=_natural_key)
+    labels += sorted(extra, key=_natural_key)
+    known |= extra
+    silent = {turn.speaker for turn in transcript.turns if turn.speaker not in known}
+    return labels + sorted(silent, key=_natural_key)
 
 
 def speaker_display_names(transcript: Transcript, speaker_names: Sequence[str] = ()) -> dict[str, str]:
-    """Label -> the name to show; labels without a (non-blank) name map to themselves."""
+    """Label -> the name to show; labels without a (non-blank) name map to themselves.
+    ``LABEL=Name`` entries name a label, others go by position (`sanyu.output.speakers`)."""
+    by_label, by_position = split_names(speaker_names)
     names: dict[str, str] = {}
     for index, label in enumerate(speaker_order(transcript)):
-        name = one_line(speaker_names[index]) if index < len(speaker_names) else ""
+        name = by_position[index] if index < len(by_position) else ""
+        name = one_line(by_label.get(label, name))
         names[label] = name or label
     return names
+
+
+def paragraphs(segments: Sequence[Segment]) -> list[list[Segment]]:
+    """`segments` grouped into the paragraphs of the minutes (see the module doc)."""
+    grouped: list[list[Segment]] = []
+    for segment in segments:
+        last = grouped[-1] if grouped else None
+        if last is not None and segment.speaker == last[-1].speaker:
+            if segment.speaker:  # a speaker's turn is one paragraph however long
+                last.append(segment)
+                continue
+            pause = clean_span(segment.start, segment.end)[0] - clean_span(last[-1].start, last[-1].end)[1]
+            if pause <= PARAGRAPH_PAUSE and len(last) < PARAGRAPH_SEGMENTS:
+                last.append(segment)
+                continue
+        grouped.append([segment])
+    return grouped

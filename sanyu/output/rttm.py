@@ -1,4 +1,5 @@
-"""RTTM: speaker turns for scoring tools (labels, never display names)."""
+"""RTTM: speaker turns for scoring tools (labels, never display names), from the diarizer's
+turns stored in the transcript."""
 
 from __future__ import annotations
 
@@ -65,7 +66,10 @@ def transcript_turns(transcript: Transcript) -> list[SpeakerTurn]:
 
 
 def render_rttm(transcript: Transcript, speaker_names: Sequence[str] = ()) -> str:
-    return render_rttm_turns(transcript_turns(transcript), rttm_file_id(transcript.source))
+    """The diarizer's own turns (overlaps included) when the transcript holds them; for a
+    transcript stored before it did (schema version 1), turns rebuilt from its segments."""
+    turns = transcript.turns or transcript_turns(transcript)
+    return render_rttm_turns(turns, rttm_file_id(transcript.source))
 
 
 def parse_rttm(text: str, file_id: str | None = None) -> list[SpeakerTurn]:

@@ -1,9 +1,11 @@
-"""Transcript formats: TXT minutes, SRT, WebVTT, TSV, JSON and RTTM, and writing them.
+"""Transcript formats: TXT minutes, SRT, WebVTT, TSV, JSON, RTTM, Markdown and DOCX minutes,
+and writing them.
 
 `FORMATS` is the registry: a format is a name and a function from a transcript (and speaker
-names) to text or bytes; ``-f all`` means every registered format. Decisions every format
-shares are in `sanyu.output.clean` (times, speaker names); subtitles in
-`sanyu.output.subtitles`, RTTM in `sanyu.output.rttm`.
+names) to text or bytes (DOCX); ``-f all`` means every registered format. Decisions every
+format shares are in `sanyu.output.clean` (times, speaker names, paragraphs); subtitles in
+`sanyu.output.subtitles`, RTTM in `sanyu.output.rttm`, the Markdown and DOCX minutes in
+`sanyu.output.minutes`.
 
 * Segments whose text is blank are left out of every format but JSON (which is the
   transcript itself, written by :meth:`Transcript.to_json`).
@@ -18,13 +20,12 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 
 from sanyu.location import Location
-from sanyu.output.clean import clean_span, clock, one_line, speaker_display_names
+from sanyu.output.clean import clean_span, clock, one_line, paragraphs, speaker_display_names
+from sanyu.output.minutes import render_docx, render_markdown
 from sanyu.output.rttm import render_rttm
 from sanyu.output.subtitles import render_srt, render_vtt
-from sanyu.schema import Segment, Transcript, join_texts
+from sanyu.schema import Transcript, join_texts
 
-TXT_PARAGRAPH_PAUSE = 2.0  # seconds of silence that start a new paragraph (no speakers)
-TXT_PARAGRAPH_SEGMENTS = 5  # at most this many segments per paragraph (no speakers)
 TSV_HEADER = "start\tend\tspeaker\tlanguage\ttext"
 # Characters that end a line of text in some reader (str.splitlines breaks on all of them).
 _LINE_BREAKS = re.compile(r"[\t\n\r\v\f\x1c-\x1e\x85\u2028\u2029]+")
@@ -36,34 +37,16 @@ ALL = "all"  # in a format list: every registered format
 # TXT minutes
 
 
-def _paragraphs(segments: Sequence[Segment]) -> list[list[Segment]]:
-    paragraphs: list[list[Segment]] = []
-    for segment in segments:
-        last = paragraphs[-1] if paragraphs else None
-        if last is not None and segment.speaker == last[-1].speaker:
-            if segment.speaker:  # a speaker's turn is one paragraph however long
-                last.append(segment)
-                continue
-            pause = clean_span(segment.start, segment.end)[0] - clean_span(last[-1].start, last[-1].end)[1]
-            if pause <= TXT_PARAGRAPH_PAUSE and len(last) < TXT_PARAGRAPH_SEGMENTS:
-                last.append(segment)
-                continue
-        paragraphs.append([segment])
-    return paragraphs
-
-
 def render_txt(transcript: Transcript, speaker_names: Sequence[str] = ()) -> str:
     """Minutes: one paragraph per speaker turn, headed ``[HH:MM:SS] Name:``.
 
-    Consecutive segments of one speaker make one paragraph. Segments without a speaker
-    make paragraphs of at most TXT_PARAGRAPH_SEGMENTS segments, broken at pauses longer
-    than TXT_PARAGRAPH_PAUSE, written ``[HH:MM:SS] text`` on one line. A blank line
-    separates paragraphs.
+    Paragraphs as `sanyu.output.clean.paragraphs` groups them; one without a speaker is
+    written ``[HH:MM:SS] text`` on one line. A blank line separates paragraphs.
     """
     names = speaker_display_names(transcript, speaker_names)
     segments = [seg for seg in transcript.segments if one_line(seg.text)]
     out = []
-    for paragraph in _paragraphs(segments):
+    for paragraph in paragraphs(segments):
         text = join_texts(one_line(seg.text) for seg in paragraph)
         stamp = clock(clean_span(paragraph[0].start, paragraph[0].end)[0])
         speaker = paragraph[0].speaker
@@ -111,6 +94,8 @@ RENDERERS: dict[str, Renderer] = {
     "tsv": render_tsv,
     "json": render_json,
     "rttm": render_rttm,
+    "md": render_markdown,
+    "docx": render_docx,
 }
 FORMATS = tuple(RENDERERS)
 

@@ -10,10 +10,11 @@ Endpoints:
     OpenAI-compatible (the official ``openai`` client works unchanged): multipart ``file``,
     ``model`` (any name; the loaded model answers), ``language`` (auto|yue|zh|en or a Whisper
     code), ``prompt``, ``response_format`` (json|text|srt|vtt|verbose_json|diarized_json, and
-    Sanyu's txt|tsv|rttm|sanyu_json), ``timestamp_granularities[]`` (segment|word), plus
-    Sanyu's ``diarize``, ``num_speakers``, ``min_speakers``, ``max_speakers``, ``script``,
-    ``mandarin_script``, ``speaker_names`` / ``known_speaker_names[]``, ``hotwords`` /
-    ``keywords[]``. Header ``X-Sanyu-Timeout: <s>`` may shorten the server's timeout.
+    Sanyu's txt|tsv|rttm|sanyu_json|md|docx: docx as an attachment), ``timestamp_granularities[]``
+    (segment|word), plus Sanyu's ``diarize``, ``num_speakers``, ``min_speakers``,
+    ``max_speakers``, ``script``, ``mandarin_script``, ``speaker_names`` (LABEL=Name entries too)
+    / ``known_speaker_names[]``, ``hotwords`` / ``keywords[]``. Header ``X-Sanyu-Timeout: <s>``
+    may shorten the server's timeout.
 ``POST /v1/jobs``, ``GET /v1/jobs/{id}``
     Asynchronous transcription of an upload or a ``uri`` under an allowed input root; results
     are written to storage in the batch job's layout, under the names the batch job gives.

@@ -13,20 +13,23 @@
                   diarized
 ``txt``, ``tsv``, ``rttm``, ``sanyu_json``  Sanyu's own writers (``txt`` is the minutes layout
                   with times and speakers; ``sanyu_json`` the full Transcript JSON).
+``docx``, ``md``  the minutes as a Word document (sent as an attachment) and as Markdown.
 """
 
 from __future__ import annotations
 
 import zlib
 from typing import Any
+from urllib.parse import quote
 
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from sanyu.output import render
+from sanyu.output import render_file, rttm_file_id
+from sanyu.output.minutes import DOCX_MEDIA_TYPE
 from sanyu.schema import Transcript
 
 OPENAI_FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
-SANYU_FORMATS = ("txt", "tsv", "rttm", "sanyu_json")
+SANYU_FORMATS = ("txt", "tsv", "rttm", "sanyu_json", "md", "docx")
 RESPONSE_FORMATS = OPENAI_FORMATS + SANYU_FORMATS
 
 LANGUAGE_NAMES = {
@@ -43,6 +46,8 @@ _MEDIA_TYPES = {
     "vtt": "text/vtt; charset=utf-8",
     "tsv": "text/tab-separated-values; charset=utf-8",
     "rttm": "text/plain; charset=utf-8",
+    "md": "text/markdown; charset=utf-8",
+    "docx": DOCX_MEDIA_TYPE,
 }
 
 
@@ -154,5 +159,10 @@ def render_response(
         return JSONResponse(transcript.to_dict())
     if response_format == "text":
         return PlainTextResponse(transcript.text + "\n", media_type=_MEDIA_TYPES["text"])
-    text = render(transcript, response_format, speaker_names)
-    return Response(text, media_type=_MEDIA_TYPES[response_format])
+    body = render_file(transcript, response_format, speaker_names)
+    headers = {}
+    if response_format == "docx":
+        name = rttm_file_id(transcript.source) + ".docx"
+        plain = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+        headers["Content-Disposition"] = f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name)}"
+    return Response(body, media_type=_MEDIA_TYPES[response_format], headers=headers)
