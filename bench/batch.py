@@ -87,7 +87,9 @@ def scores(corpus: dict[str, list[JoinedPart]], outputs: dict[str, Segments]) ->
     return {language: pooled(found) for language, found in per_language.items()}
 
 
-def run_faster_whisper(model, corpus, batched: bool, diarizer=None) -> tuple[dict[str, Segments], float]:
+def run_faster_whisper(
+    model, corpus, batched: bool, diarizer=None, batch_size: int = 8
+) -> tuple[dict[str, Segments], float]:
     from faster_whisper import BatchedInferencePipeline
 
     pipeline = BatchedInferencePipeline(model) if batched else None
@@ -96,7 +98,7 @@ def run_faster_whisper(model, corpus, batched: bool, diarizer=None) -> tuple[dic
     for path in corpus:
         audio = decode_audio(path)
         if pipeline is not None:
-            segments, _ = pipeline.transcribe(audio.samples, beam_size=5, batch_size=8)
+            segments, _ = pipeline.transcribe(audio.samples, beam_size=5, batch_size=batch_size)
         else:
             segments, _ = model.transcribe(audio.samples, beam_size=5)
         outputs[path] = [(s.start, s.end, s.text) for s in segments]
@@ -105,16 +107,20 @@ def run_faster_whisper(model, corpus, batched: bool, diarizer=None) -> tuple[dic
     return outputs, time.perf_counter() - started
 
 
-def run_sanyu(corpus, folder: Path, model_options: ModelOptions, diarize: bool):
+def run_sanyu(
+    corpus, folder: Path, model_options: ModelOptions, diarize: bool, workers: int | None = None,
+    options: TranscribeOptions | None = None, output_name: str | None = None,
+):
     from sanyu.pipeline.driver import run_batch
     from sanyu.pipeline.settings import BatchSettings
     from sanyu.storage import Storage
 
-    out = folder / ("out-diarized" if diarize else "out")
+    out = folder / (output_name or ("out-diarized" if diarize else "out"))
     started = time.perf_counter()
     settings = BatchSettings(
-        output=str(out), model=model_options, options=TranscribeOptions(diarize=diarize),
-        formats=("json",), progress=False,
+        output=str(out), model=model_options,
+        options=(options or TranscribeOptions()).with_(diarize=diarize), formats=("json",),
+        progress=False, workers=workers,
     )
     summary = run_batch(str(folder / "in"), settings)
     elapsed = time.perf_counter() - started

@@ -5,8 +5,9 @@ Shared by the batch job and the HTTP jobs, which write the same layout (`sanyu.s
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 # Final statuses of an input.
 OK, REUSED, SKIPPED, FAILED = "ok", "reused", "skipped", "failed"
@@ -27,6 +28,39 @@ class FileResult:
 
 
 @dataclass
+class Phases:
+    """Where a batch's fixed costs go: starting or joining Ray; from the dataset's start to its
+    first transcribed piece (actors starting, models loading, the first calls); and the tail,
+    while the last Whisper worker still ran and every other one was done."""
+
+    ray_s: float = 0.0
+    first_piece_s: float | None = None
+    tail_s: float | None = None
+    _started: float = 0.0
+    _last: dict[str, float] = field(default_factory=dict)
+
+    def start(self) -> None:
+        self._started = time.time()
+
+    def saw(self, worker: str, finished: float) -> None:
+        """A row from the dataset: the Whisper worker that transcribed it, and when."""
+        if not worker:
+            return
+        if self.first_piece_s is None:
+            self.first_piece_s = finished - self._started
+        self._last[worker] = max(finished, self._last.get(worker, 0.0))
+        ends = sorted(self._last.values())
+        self.tail_s = ends[-1] - ends[-2] if len(ends) > 1 else None
+
+    def to_dict(self) -> dict:
+        def seconds(value: float | None) -> float | None:
+            return None if value is None else round(value, 3)
+
+        return {"ray_s": seconds(self.ray_s), "first_piece_s": seconds(self.first_piece_s),
+                "tail_s": seconds(self.tail_s), "workers": len(self._last)}
+
+
+@dataclass
 class BatchSummary:
     output: str
     run_id: str
@@ -34,6 +68,7 @@ class BatchSummary:
     wall_seconds: float
     index: str | None = None
     errors: str | None = None
+    phases: Phases = field(default_factory=lambda: Phases())
 
     def _count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -86,5 +121,6 @@ class BatchSummary:
             "index": self.index,
             "errors": self.errors,
             "pieces_by_node": self.pieces_by_node(),
+            "phases": self.phases.to_dict(),
             "failures": [asdict(f) for f in self.files if f.status == FAILED],
         }

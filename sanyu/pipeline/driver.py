@@ -50,7 +50,7 @@ from sanyu.pipeline.progress import BatchProgress
 from sanyu.pipeline.rows import PARTIAL
 from sanyu.pipeline.settings import BatchSettings, JobSpec
 from sanyu.pipeline.workers import Finisher, WhisperWorker
-from sanyu.results import FAILED, FINAL, OK, REUSED, SKIPPED, BatchSummary, FileResult
+from sanyu.results import FAILED, FINAL, OK, REUSED, SKIPPED, BatchSummary, FileResult, Phases
 from sanyu.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -84,15 +84,18 @@ def run_batch(
     storage.cleanup_temp()
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
     results: dict[int, FileResult] = {}
+    phases = Phases()
     if items:
+        connecting = time.perf_counter()
         started_ray = connect(settings.address, forward_worker_logs=log.isEnabledFor(logging.INFO))
+        phases.ray_s = time.perf_counter() - connecting
         try:
-            results = _execute(items, storage, settings, run_id, console)
+            results = _execute(items, storage, settings, run_id, console, phases)
         finally:
             if started_ray:
                 ray.shutdown()
     files = [results[i] for i in range(len(items))]
-    summary = BatchSummary(storage.uri, run_id, files, 0.0)
+    summary = BatchSummary(storage.uri, run_id, files, 0.0, phases=phases)
     summary.errors = storage.write_errors(
         (storage.error_record(f.stem) if f.stem else None)
         or {"path": f.path, "stem": f.stem, "stage": f.stage, "reason": f.reason, "key": f.key,
@@ -164,7 +167,7 @@ def _dataset(items: list[InputItem], settings: BatchSettings, plan: Plan, spec: 
 
 def _execute(
     items: list[InputItem], storage: Storage, settings: BatchSettings, run_id: str,
-    console: Console | None,
+    console: Console | None, phases: Phases,
 ) -> dict[int, FileResult]:
     plan = plan_for_cluster(settings.workers, settings.model, settings.options.diarize)
     spec = _job_spec(settings, plan, storage.uri, run_id)
@@ -176,9 +179,11 @@ def _execute(
     try:
         with job_context(PIECE_BLOCK_BYTES), tracker:
             ds = _dataset(items, settings, plan, spec)
+            phases.start()
             for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-                for row in batch.drop_columns(["pcm", "transcript", "uri"]).to_pylist():
+                for row in batch.drop_columns(["pcm", "transcript", "uri", "features"]).to_pylist():
                     index = row["index"]
+                    phases.saw(row["worker"], row["finished"])
                     if row["node"]:
                         nodes[index].append(row["node"])
                     if row["status"] == PARTIAL:

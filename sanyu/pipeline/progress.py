@@ -66,6 +66,10 @@ class BatchProgress:
         )
 
 
+def _or_dash(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.1f} s"
+
+
 def print_summary(summary: BatchSummary, console=None) -> None:
     """The final table: files ok/reused/skipped/failed, audio, wall time, real-time factor."""
     console = console or Console(stderr=True)
@@ -82,6 +86,12 @@ def print_summary(summary: BatchSummary, console=None) -> None:
     table.add_row(
         "real-time factor",
         f"{summary.rtf:.3f} ({1 / summary.rtf:.1f}× real time)" if summary.rtf else "-",
+    )
+    phases = summary.phases.to_dict()
+    table.add_row(
+        "fixed costs",
+        f"Ray {phases['ray_s']:.1f} s; first piece after {_or_dash(phases['first_piece_s'])}; "
+        f"last worker alone for {_or_dash(phases['tail_s'])}",
     )
     table.add_row("output", summary.output)
     console.print(table)

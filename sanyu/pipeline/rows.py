@@ -36,6 +36,8 @@ SCHEMA = pa.schema(
         ("duration", pa.float64()),
         ("seconds", pa.float64()),
         ("node", pa.string()),  # the Ray node that transcribed this piece
+        ("worker", pa.string()),  # the Whisper actor that did, and when its call ended (epoch s)
+        ("finished", pa.float64()),
         ("pcm", pa.large_binary()),  # float32 samples of a piece
         ("speech", pa.string()),  # its speech regions, JSON [[start, end], ...]
         ("features", pa.large_binary()),  # float32 log-mel features of its windows, stacked
@@ -46,7 +48,7 @@ SCHEMA = pa.schema(
 _EMPTY = {
     "index": -1, "uri": b"", "path": "", "stem": "", "key": "", "options": "{}", "status": "",
     "stage": "", "reason": "", "piece": 0, "last": True, "offset": 0.0, "duration": 0.0,
-    "seconds": 0.0, "node": "", "pcm": b"", "speech": "", "features": b"", "mel_bins": 0,
+    "seconds": 0.0, "node": "", "worker": "", "finished": 0.0, "pcm": b"", "speech": "", "features": b"", "mel_bins": 0,
     "transcript": "",
 }
 

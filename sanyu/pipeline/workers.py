@@ -82,7 +82,8 @@ class WhisperWorker:
     def __init__(self, spec: JobSpec):
         self.spec = spec
         self.transcriber = Transcriber(spec.model)
-        self.node = ray.get_runtime_context().get_node_id()
+        context = ray.get_runtime_context()
+        self.node, self.worker = context.get_node_id(), context.get_actor_id() or ""
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = batch.to_pylist()
@@ -107,7 +108,7 @@ class WhisperWorker:
             total = sum(audio.duration for audio in audios) or 1.0
             for row, audio, result in zip(group, audios, results):
                 row["seconds"] = elapsed * audio.duration / total
-                row["node"] = self.node
+                row.update(node=self.node, worker=self.worker, finished=time.time())
                 if isinstance(result, Exception):
                     row.update(status=FAILED, stage="transcribe", **NO_AUDIO,
                                reason=f"{type(result).__name__}: {result}")
