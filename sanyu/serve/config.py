@@ -42,7 +42,7 @@ class ServeConfig(BaseModel):
     hotwords: str | None = None
     glossary: tuple[str, ...] = ()  # terms
     beam_size: int = _OPTIONS.beam_size
-    batch_size: int = _OPTIONS.batch_size
+    batch_size: int | None = _OPTIONS.batch_size
     vad: bool = _OPTIONS.vad
     diarize: bool = _OPTIONS.diarize
     num_speakers: int | None = None
