@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -135,6 +136,24 @@ def run_sanyu(
     return outputs, elapsed
 
 
+def run_other_checkout(corpus, folder: Path, checkout: Path, diarize: bool):
+    """`sanyu batch` of another checkout (an earlier commit), through its own command line."""
+    out = folder / f"out-{checkout.name}"
+    command = [sys.executable, "-m", "sanyu.cli", "batch", str(folder / "in"), "-o", str(out),
+               "-f", "json", "--no-progress"] + (["--diarize"] if diarize else [])
+    started = time.perf_counter()
+    subprocess.run(command, env={**os.environ, "PYTHONPATH": str(checkout)}, check=True,
+                   stdout=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - started
+    outputs = {}
+    for path in out.glob("*.json"):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and "segments" in data:
+            source = str(folder / "in" / Path(data["source"]).name)
+            outputs[source] = [(s["start"], s["end"], s["text"]) for s in data["segments"]]
+    return outputs, elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval-dir", type=Path, default=REPO.parent / "shared" / "eval")
@@ -144,6 +163,8 @@ def main() -> None:
     parser.add_argument("--diarize", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--before", type=Path,
+                        help="also run `sanyu batch` of this other checkout (an earlier commit)")
     args = parser.parse_args()
     if not args.eval_dir.is_dir():
         raise SystemExit(f"no eval clips at {args.eval_dir}")
@@ -181,6 +202,11 @@ def main() -> None:
             rows[name] = {"wall_s": seconds, "throughput": audio_s / seconds, **scores(corpus, outputs)}
             print(f"{name}: {seconds:.1f} s", flush=True)
         del baseline, model, single, baselines, diarizer  # free their memory before Sanyu's workers load
+        if args.before:
+            outputs, seconds = run_other_checkout(corpus, folder, args.before, args.diarize)
+            name = f"sanyu batch ({args.before.name})"
+            rows[name] = {"wall_s": seconds, "throughput": audio_s / seconds, **scores(corpus, outputs)}
+            print(f"{name}: {seconds:.1f} s", flush=True)
         outputs, seconds = run_sanyu(corpus, folder, ModelOptions(model=args.model), args.diarize)
         rows["sanyu batch"] = {"wall_s": seconds, "throughput": audio_s / seconds, **scores(corpus, outputs)}
         print(f"sanyu batch: {seconds:.1f} s", flush=True)
