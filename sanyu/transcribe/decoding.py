@@ -93,13 +93,12 @@ class Decoder:
         prompts: list[list[int]],
         beam_size: int,
         words: bool,
-        sample_loops: bool = True,
     ) -> list[Decoded]:
         """Decode ``items`` (``prompts[i]`` for ``items[i]``), with word timings if ``words``.
 
-        ``sample_loops=False``: a window that loops keeps its beam-search text (repetitions
-        are collapsed later, and the looping stretch decoded again on its own, which avoids
-        most loops deterministically); only unsure windows go to temperature fallback."""
+        A window that loops keeps its beam-search text: the repetition is collapsed later, and
+        the looping stretch decoded again on its own (by the engine), which avoids most loops
+        without sampling. Only unsure windows go to temperature fallback."""
         results: list[Decoded | None] = [None] * len(items)
         for indices in self._batches(prompts):
             batch = [items[i] for i in indices]
@@ -117,7 +116,7 @@ class Decoder:
                 k for k, g in enumerate(first)
                 if not guards.is_silence(g.no_speech_prob, g.avg_logprob)
                 and _failed(g, self._text(g))
-                and (sample_loops or not _failed_by_loop(g, self._text(g)))
+                and not _failed_by_loop(g, self._text(g))
             ]
             chosen = list(first)
             if retry:

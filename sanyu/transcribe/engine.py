@@ -5,8 +5,10 @@ The flow for a batch of recordings (`WhisperEngine.transcribe_many`):
   VAD utterances ─▶ windows: consecutive utterances of a recording packed into ≤ 30 s
     (windows.py) ─▶ encode each window once, in batches ─▶ each utterance's language from its
     own frames of that encoder output: the language detector, and for Chinese, Cantonese or
-    Mandarin (dialect.py) ─▶ a window whose utterances differ in language is cut into runs of
-    one language, encoded afresh ─▶ decode every window once, in batches that mix languages
+    Mandarin (dialect.py); where the shared window may mislead (a change of language inside it,
+    an unsure dialect call), checked again on the utterance alone ─▶ a window whose utterances
+    differ in language is cut into runs of one language, encoded afresh ─▶ decode every window
+    once, in batches that mix languages
     (decoding.py; Cantonese under a Cantonese prompt on models without `<|yue|>`) ─▶ speech the
     decoder skipped is decoded on its own; what still has no text is recorded as dropped, with
     the guard that dropped it ─▶ hallucination guards, script conversion ─▶ one Transcript each.
@@ -27,6 +29,7 @@ from collections import defaultdict
 import ctranslate2
 import numpy as np
 
+from sanyu.adapters.faster_whisper import WhisperBackend
 from sanyu.audio import Audio
 from sanyu.models import resolve_whisper
 from sanyu.options import ModelOptions, TranscribeOptions
@@ -35,11 +38,10 @@ from sanyu.transcribe import guards
 from sanyu.transcribe.decoding import Decoded, Decoder, EncodedWindow
 from sanyu.transcribe.dialect import probe_for
 from sanyu.transcribe.language import CANTONESE_PROMPT, decide_dialect, restrict_language
-from sanyu.transcribe.results import Result, retries, segment_of, tag_word_languages
+from sanyu.transcribe.results import Result, loops, segment_of, tag_word_languages, uncovered
 from sanyu.transcribe.script import apply_script
-from sanyu.adapters.faster_whisper import WhisperBackend
 from sanyu.transcribe.speech import SpeechPlan, plan_speech, speech_regions, window_samples, windows_of
-from sanyu.transcribe.windows import Utterance, Window, split_by, utterance_at, windows_for
+from sanyu.transcribe.windows import Utterance, Window, pack, split_by, utterance_at, windows_for
 
 log = logging.getLogger(__name__)
 
@@ -328,13 +330,11 @@ class _Wave:
             return window.features
         return self.backend.features(window_samples(self.audios[window.item], window))
 
-    def _decode(self, encoded: list[EncodedWindow], sample_loops: bool = False) -> list[Decoded]:
+    def _decode(self, encoded: list[EncodedWindow]) -> list[Decoded]:
         if not encoded:
             return []
         prompts = [self._prompt_tokens(e.window) for e in encoded]
-        return self.decoder.decode(
-            encoded, prompts, self.options.beam_size, self.words, sample_loops
-        )
+        return self.decoder.decode(encoded, prompts, self.options.beam_size, self.words)
 
     def _prompt_text(self, window: Window) -> str | None:
         cantonese = window.language == "yue" and self.prompted_cantonese
@@ -378,18 +378,25 @@ class _Wave:
 
     def _rescue(self, results: list[Result]) -> list[Result]:
         """Speech a window's decode skipped, or wrote as a repetition loop, decoded again on its
-        own (once). A loop is replaced only by a decode that does not loop."""
+        own (once). Skipped speech of one window is packed again into as few windows as it
+        needs (a decode that stopped early leaves the rest of its window); a loop is decoded
+        alone, and replaced only by a decode that does not loop."""
         windows, replaced = [], []
         for result in results:
-            for utterance, start, end, looped in retries(result):
+            duration = self._duration(result.window)
+            gaps = [Utterance(u.item, start, end, u.language, parent=u)
+                    for u, start, end in uncovered(result)]
+            for window in pack(gaps, duration):
+                window.language = result.window.language
+                windows.append(window)
+                replaced.append((result, None))
+            for utterance, start, end, looped in loops(result):
                 piece = Utterance(utterance.item, start, end, utterance.language, parent=utterance)
-                [window] = windows_for([[piece]], self._duration(result.window), start, end)
+                [window] = windows_for([[piece]], duration, start, end)
                 window.language = result.window.language
                 windows.append(window)
                 replaced.append((result, looped))
-        rescued = [
-            self._result(d) for d in self._decode(self._encode(windows), sample_loops=True)
-        ]
+        rescued = [self._result(d) for d in self._decode(self._encode(windows))]
         kept = []
         for (result, looped), rescue in zip(replaced, rescued):
             if looped is None:

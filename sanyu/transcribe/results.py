@@ -59,27 +59,17 @@ def segment_of(window: Window, raw: dict, text: str, generation: Generation | No
     )
 
 
-def retries(result: Result) -> list[tuple[Utterance, float, float, Segment | None]]:
-    """What to decode again on its own: speech no segment covers, and looped segments (with
-    the segment each would replace)."""
+def loops(result: Result) -> list[tuple[Utterance, float, float, Segment]]:
+    """The stretches a window's looped segments cover, each with its utterance and the segment
+    a sound decode of it would replace."""
     window = result.window
-    out: list[tuple[Utterance, float, float, Segment | None]] = [
-        (u, start, end, None) for u, start, end in uncovered(result)
-    ]
+    out = []
     for segment in result.looped:
         u = utterance_at(window.utterances, segment.start, segment.end)
         start, end = max(segment.start, u.start), min(segment.end, u.end)
         if end - start >= LOOP_RETRY_SECONDS:
             out.append((u, start, end, segment))
     return out
-
-
-def _spans(result: Result) -> list[tuple[float, float]]:
-    """Where a window's text lies: its words, where they were aligned (a segment's own end
-    often runs on to the end of its window, over speech the decoder never wrote), else its
-    segments."""
-    words = [(w.start, w.end) for s in result.segments for w in s.words]
-    return words or [(s.start, s.end) for s in result.segments]
 
 
 def _latin_only(text: str) -> bool:
@@ -89,16 +79,15 @@ def _latin_only(text: str) -> bool:
 
 
 def uncovered(result: Result) -> list[tuple[Utterance, float, float]]:
-    """Speech of a window that none of its text covers: a whole utterance without text
+    """Speech of a window that none of its segments covers: a whole utterance without text
     (when the window held others, so that decoding it alone is another decode), or
     RESCUE_SECONDS of one."""
     window = result.window
-    covered = _spans(result)
     out = []
     for u in window.utterances:
         spans = sorted(
-            (max(start, u.start), min(end, u.end)) for start, end in covered
-            if end > u.start and start < u.end
+            (max(s.start, u.start), min(s.end, u.end)) for s in result.segments
+            if s.end > u.start and s.start < u.end
         )
         if not spans:
             if len(window.utterances) > 1:
