@@ -96,9 +96,9 @@ class Decoder:
     ) -> list[Decoded]:
         """Decode ``items`` (``prompts[i]`` for ``items[i]``), with word timings if ``words``.
 
-        A window that loops keeps its beam-search text: the repetition is collapsed later, and
-        the looping stretch decoded again on its own (by the engine), which avoids most loops
-        without sampling. Only unsure windows go to temperature fallback."""
+        A window that loops or is unsure goes to temperature fallback, as in faster-whisper;
+        one that still loops keeps its repetition collapsed, and the engine decodes the looping
+        stretch again on its own."""
         results: list[Decoded | None] = [None] * len(items)
         for indices in self._batches(prompts):
             batch = [items[i] for i in indices]
@@ -116,7 +116,6 @@ class Decoder:
                 k for k, g in enumerate(first)
                 if not guards.is_silence(g.no_speech_prob, g.avg_logprob)
                 and _failed(g, self._text(g))
-                and not _failed_by_loop(g, self._text(g))
             ]
             chosen = list(first)
             if retry:
