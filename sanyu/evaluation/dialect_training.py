@@ -20,7 +20,7 @@ from sanyu.evaluation.folds import read_folds
 from sanyu.evaluation.groups import group_of
 from sanyu.models.cache import sha256_file
 from sanyu.options import ModelOptions
-from sanyu.transcribe.dialect import DialectProbe, fit
+from sanyu.transcribe.dialect import DialectProbe, fit, held_out_probabilities
 from sanyu.transcribe.engine import WhisperEngine
 
 
@@ -40,10 +40,14 @@ def examples(engine: WhisperEngine, clips: list[Clip]) -> tuple[np.ndarray, np.n
 
 def train(engine: WhisperEngine, clips: list[Clip]) -> DialectProbe:
     """A probe for ``engine``'s model, fit on ``clips``."""
-    weights = Path(engine.model_path) / "model.bin"
-    models = ((sha256_file(weights), weights.stat().st_size),) if weights.is_file() else ()
     x, y, groups = examples(engine, clips)
-    return fit(x, y, groups, models)
+    return fit(x, y, groups, _model_files(engine))
+
+
+def _model_files(engine: WhisperEngine) -> tuple[tuple[str, int], ...]:
+    """The (sha256, size) of the model weights a probe is trained for."""
+    weights = Path(engine.model_path) / "model.bin"
+    return ((sha256_file(weights), weights.stat().st_size),) if weights.is_file() else ()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,15 +56,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--model", default="base")
     parser.add_argument("--fold", help="train on this fold of FOLDS.tsv only")
+    parser.add_argument("--same-weights", action="append", default=[], metavar="SHA256:BYTES",
+                        help="another copy of the model's weights the probe holds for (repeatable)")
     args = parser.parse_args(argv)
     clips = load_clips(args.root, ("zh", "yue"))
     if args.fold:
         folds = read_folds(Path(args.root) / "FOLDS.tsv")
         clips = [c for c in clips if folds.get(c.relative) == args.fold]
     engine = WhisperEngine(ModelOptions(model=args.model))
-    probe = train(engine, clips)
+    x, y, groups = examples(engine, clips)
+    copies = tuple((sha, int(size)) for sha, size in (c.split(":") for c in args.same_weights))
+    probe = fit(x, y, groups, _model_files(engine) + copies)
     Path(args.out).write_text(probe.to_json() + "\n")
-    print(f"{args.out}: {len(clips)} clips, threshold {probe.threshold:.3f}")
+    held_out = held_out_probabilities(x, y, groups)
+    calls = held_out > probe.threshold
+    print(
+        f"{args.out}: {len(clips)} clips, {len(y)} utterances, threshold {probe.threshold:.3f}; "
+        f"each source held out in turn: {np.mean(calls == y):.1%} right, "
+        f"{int(np.sum(calls & ~y))} Mandarin called Cantonese, {int(np.sum(~calls & y))} Cantonese "
+        f"called Mandarin"
+    )
 
 
 if __name__ == "__main__":

@@ -92,6 +92,21 @@ def _train(x: np.ndarray, y: np.ndarray, regularisation: float) -> DialectProbe:
     return DialectProbe(mean, scale, model.coef_[0], float(model.intercept_[0]), 0.5)
 
 
+def held_out_probabilities(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray, regularisation: float = 1.0
+) -> np.ndarray:
+    """Each utterance's P(Cantonese) from a probe trained without its group (0.5 where the
+    rest lacks one of the two dialects)."""
+    groups = np.asarray(groups)
+    held_out = np.full(len(y), 0.5)
+    for group in np.unique(groups):
+        out = groups == group
+        if len(set(y[~out])) == 2:
+            probe = _train(x[~out], y[~out], regularisation)
+            held_out[out] = [probe.probability(e) for e in x[out]]
+    return held_out
+
+
 def fit(
     embeddings: np.ndarray, cantonese: np.ndarray, groups: np.ndarray,
     models: tuple[tuple[str, int], ...] = (), regularisation: float = 1.0,
@@ -104,13 +119,7 @@ def fit(
     Cantonese + missed Cantonese there (ties: the one nearest 0.5)."""
     x = np.asarray(embeddings, dtype=np.float64)
     y = np.asarray(cantonese, dtype=bool)
-    groups = np.asarray(groups)
-    held_out = np.full(len(y), 0.5)
-    for group in np.unique(groups):
-        out = groups == group
-        if len(set(y[~out])) == 2:
-            probe = _train(x[~out], y[~out], regularisation)
-            held_out[out] = [probe.probability(e) for e in x[out]]
+    held_out = held_out_probabilities(x, y, groups, regularisation)
     ordered = np.sort(held_out)
     candidates = np.unique(np.concatenate([[0.5], (ordered[1:] + ordered[:-1]) / 2]))
 
