@@ -21,9 +21,14 @@ def _utterances(*spans):
 
 
 def test_consecutive_utterances_share_a_window():
-    [window] = pack(_utterances((1.0, 5.0), (5.4, 9.0), (9.5, 14.0)), duration=20.0)
-    assert [(u.start, u.end) for u in window.utterances] == [(1.0, 5.0), (5.4, 9.0), (9.5, 14.0)]
-    assert window.spans == [(1.0 - EDGE_PAD_S, 14.0 + EDGE_PAD_S)]
+    [window] = pack(_utterances((41.0, 45.0), (45.4, 49.0), (49.5, 54.0)), duration=60.0)
+    assert [(u.start, u.end) for u in window.utterances] == [(41.0, 45.0), (45.4, 49.0), (49.5, 54.0)]
+    assert window.spans == [(41.0 - EDGE_PAD_S, 54.0 + EDGE_PAD_S)]
+
+
+def test_a_recording_that_fits_one_window_is_decoded_whole():
+    [window] = pack(_utterances((1.0, 5.0), (9.5, 14.0)), duration=20.0)
+    assert window.spans == [(0.0, 20.0)] and len(window.utterances) == 2
 
 
 def test_windows_never_outgrow_whisper_window():
@@ -35,13 +40,13 @@ def test_windows_never_outgrow_whisper_window():
 
 
 def test_a_long_pause_ends_a_window():
-    windows = pack(_utterances((0.0, 3.0), (3.0 + LONG_PAUSE_S + 0.1, 12.0)), duration=20.0)
+    windows = pack(_utterances((0.0, 3.0), (3.0 + LONG_PAUSE_S + 0.1, 12.0)), duration=40.0)
     assert len(windows) == 2
 
 
 def test_pauses_inside_a_window_are_shortened_and_times_map_back():
     pause = KEPT_PAUSE_S + 3.0
-    [window] = pack(_utterances((1.0, 4.0), (4.0 + pause, 9.0 + pause)), duration=20.0)
+    [window] = pack(_utterances((1.0, 4.0), (4.0 + pause, 9.0 + pause)), duration=40.0)
     assert len(window.spans) == 2
     assert window.duration == pytest.approx(3.0 + 5.0 + KEPT_PAUSE_S + 2 * EDGE_PAD_S)
     second = 4.0 + pause + 1.0  # a second into the second utterance
@@ -52,22 +57,22 @@ def test_pauses_inside_a_window_are_shortened_and_times_map_back():
 
 
 def test_edge_padding_stays_inside_the_recording():
-    [window] = pack(_utterances((0.05, 2.0)), duration=2.1)
-    assert window.spans == [(0.0, 2.1)]
+    windows = pack(_utterances((0.05, 20.0), (20.5, 40.0)), duration=40.1)
+    assert windows[0].spans[0][0] == 0.0 and windows[-1].spans[-1][1] == 40.1
 
 
 def test_split_by_language_keeps_runs_and_bounds():
     utterances = _utterances((0.0, 2.0), (2.5, 4.0), (4.5, 6.0), (6.5, 8.0))
     for u, language in zip(utterances, ["yue", "yue", "en", "yue"]):
         u.language = language
-    [window] = pack(utterances, duration=10.0)
-    parts = split_by(window, lambda u: u.language, duration=10.0)
+    [window] = pack(utterances, duration=40.0)
+    parts = split_by(window, lambda u: u.language, duration=40.0)
     assert [[u.language for u in p.utterances] for p in parts] == [["yue", "yue"], ["en"], ["yue"]]
     # Padding never reaches into a neighbouring run's speech.
     for left, right in zip(parts, parts[1:]):
         assert left.end <= right.utterances[0].start
         assert right.start >= left.utterances[-1].end
-    assert split_by(parts[0], lambda u: u.language, duration=10.0) == [parts[0]]
+    assert split_by(parts[0], lambda u: u.language, duration=40.0) == [parts[0]]
 
 
 def test_utterance_at_prefers_overlap_then_nearest():

@@ -108,7 +108,7 @@ def window_spans(
             spans[-1][1] = previous.end + KEPT_PAUSE_S / 2
             spans.append([current.start - KEPT_PAUSE_S / 2, current.end])
     spans[-1][1] = min(after, last.end + EDGE_PAD_S, duration)
-    return [(round(s, 3), round(e, 3)) for s, e in spans]
+    return [(s, e) for s, e in spans]
 
 
 def _content(utterances: Sequence[Utterance]) -> float:
@@ -121,7 +121,10 @@ def _content(utterances: Sequence[Utterance]) -> float:
 
 def pack(utterances: Sequence[Utterance], duration: float) -> list[Window]:
     """Consecutive utterances of one recording packed into windows of at most WINDOW_SECONDS,
-    cut at pauses longer than LONG_PAUSE_S."""
+    cut at pauses longer than LONG_PAUSE_S. A recording that fits one window is that window,
+    whole, as plain Whisper decodes it: trimming it saves no encoder work."""
+    if utterances and duration <= WINDOW_SECONDS:
+        return [Window(utterances[0].item, list(utterances), [(0.0, duration)])]
     groups: list[list[Utterance]] = []
     for utterance in utterances:
         group = groups[-1] if groups else None
