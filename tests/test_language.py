@@ -1,16 +1,11 @@
-"""Language decisions without a model: candidate restriction and Cantonese word evidence."""
+"""Language decisions without a model: candidate restriction, Latin words, and Cantonese word
+evidence (the path for a model with neither a `<|yue|>` token nor a dialect probe)."""
 
 from __future__ import annotations
 
 import pytest
 
-from sanyu.transcribe.language import (
-    cantonese_score,
-    dialect_evidence,
-    is_latin_word,
-    restrict_language,
-    tonality,
-)
+from sanyu.transcribe.language import decide_dialect, is_latin_word, restrict_language
 
 
 def test_restriction_keeps_the_meeting_languages():
@@ -24,24 +19,8 @@ def test_no_candidates_means_any_language():
     assert restrict_language([("ja", 0.9), ("zh", 0.1)], ()) == ("ja", 0.9)
 
 
-def test_cantonese_particles_lean_cantonese():
-    evidence = dialect_evidence("佢哋喺度講緊嘢，我唔知佢講咗啲乜")
-    assert evidence.cantonese >= 8 and evidence.score > 1
-
-
-def test_mandarin_function_words_lean_mandarin():
-    evidence = dialect_evidence("他们在这里说的是什么，我不知道")
-    assert evidence.mandarin >= 6 and evidence.score < -1
-
-
-def test_neutral_text_has_no_evidence_either_way():
-    evidence = dialect_evidence("忽然從光線死角陰影傳出一隻大貓")
-    assert evidence.cantonese == 0 and evidence.mandarin == 0 and evidence.score == 0
-
-
-def test_empty_text_scores_zero():
-    assert dialect_evidence("").score == 0.0
-    assert dialect_evidence("hello world").characters == 0
+def test_models_with_a_cantonese_token_keep_it():
+    assert restrict_language([("yue", 0.7), ("zh", 0.2), ("en", 0.1)], ("yue", "zh", "en"))[0] == "yue"
 
 
 def test_latin_words():
@@ -51,26 +30,22 @@ def test_latin_words():
     assert not is_latin_word("2024")
 
 
-def test_confident_cantonese_markers_outweigh_a_mandarin_lean():
+def test_confident_cantonese_words_decide_cantonese():
     words = [("佢哋", 0.9), ("喺", 0.8), ("度", 0.9), ("講", 0.9), ("嘢", 0.85)]
-    assert cantonese_score(words, tonal_lean=-1.0) > 0
+    assert decide_dialect(words).cantonese
 
 
-def test_hesitant_markers_under_the_prompt_count_against_cantonese():
-    words = [("對", 0.9), ("微分", 0.9), ("嘅", 0.55), ("積分", 0.8), ("嘅", 0.52)]
-    assert cantonese_score(words, tonal_lean=-1.2) < 0
+def test_swapped_function_words_are_no_evidence():
+    # What the prompt makes the model write over Mandarin speech: 的→嘅, 在→喺, 是→係.
+    words = [("歡迎", 0.9), ("大家", 0.9), ("推出", 0.8), ("嘅", 0.9), ("喺", 0.9), ("係", 0.9)]
+    assert decide_dialect(words).score == 0 and not decide_dialect(words).cantonese
 
 
-def test_without_markers_the_tonality_lean_decides():
-    neutral = [("忽然", 0.9), ("大貓", 0.8)]
-    assert cantonese_score(neutral, tonal_lean=0.3) > 0
-    assert cantonese_score(neutral, tonal_lean=-0.3) < 0
+def test_mandarin_words_written_despite_the_prompt_outweigh_a_hesitant_marker():
+    words = [("我們", 0.9), ("這", 0.8), ("唔", 0.6), ("的", 0.9)]
+    assert not decide_dialect(words).cantonese
 
 
-def test_tonality_is_vietnamese_over_english_in_log10():
-    assert tonality({"vi": 0.01, "en": 0.001, "zh": 0.98}) == pytest.approx(1.0)
-    assert tonality({"zh": 1.0}) == pytest.approx(0.0)
-
-
-def test_models_with_a_cantonese_token_keep_it():
-    assert restrict_language([("yue", 0.7), ("zh", 0.2), ("en", 0.1)], ("yue", "zh", "en"))[0] == "yue"
+def test_hesitant_markers_count_against_cantonese():
+    assert decide_dialect([("佢", 0.2), ("冇", 0.3)]).score < 0
+    assert not decide_dialect([]).cantonese

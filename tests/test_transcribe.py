@@ -130,3 +130,13 @@ def test_glossary_term_is_recognised_only_with_the_glossary(transcriber):
         clip, TranscribeOptions(language="zh", glossary=("微分几何", "积分"))
     )
     assert "微分几何" in glossary.text
+
+
+def test_without_a_probe_cantonese_words_decide(transcriber, monkeypatch):
+    # A model with no `<|yue|>` token and no trained probe (small, a fine-tune): Chinese is
+    # decoded under the Cantonese prompt and weighed by the colloquial characters it writes.
+    monkeypatch.setattr(transcriber.engine, "dialect_probe", None)
+    cantonese = transcriber.transcribe_file(eval_clip("yue/yue_sherpa_yue-1.wav"), TranscribeOptions())
+    mandarin = transcriber.transcribe_file(eval_clip("zh/zh_funasr_asr_example.wav"), TranscribeOptions())
+    assert cantonese.languages[0] == "yue" and any(c in cantonese.text for c in "佢冇嘢")
+    assert mandarin.languages == ["zh"]

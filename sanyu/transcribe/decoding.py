@@ -16,8 +16,14 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sanyu.adapters.faster_whisper import (
+    EncoderOutput,
+    Generation,
+    WhisperBackend,
+    compression_ratio,
+    gather,
+)
 from sanyu.transcribe import guards
-from sanyu.adapters.faster_whisper import EncoderOutput, Generation, WhisperBackend, compression_ratio, gather
 from sanyu.transcribe.windows import Window
 
 log = logging.getLogger(__name__)
@@ -47,13 +53,6 @@ class Decoded:
         g = self.beam or self.generation
         return g is not None and guards.is_silence(g.no_speech_prob, g.avg_logprob)
 
-    @property
-    def looped(self) -> bool:
-        return self.generation is not None and _failed_by_loop(self.generation, self.text)
-
-    @property
-    def text(self) -> str:
-        return "".join(segment["text"] for segment in self.segments)
 
 
 @dataclass

@@ -298,7 +298,7 @@ class _Wave:
                 settled.append(d)
                 continue
             for u in window.utterances:
-                decision = decide_dialect(_words_of(u, d), u.scores)
+                decision = decide_dialect(_words_of(u, d))
                 u.dialect_score = decision.score
                 u.language = "yue" if decision.cantonese else "zh"
             pieces = split_by(window, lambda u: u.language, self._duration(window))
