@@ -410,3 +410,12 @@ def test_declared_too_long_is_refused_before_ffmpeg_runs(long_silence, children)
         stream_audio(long_silence, max_duration=600.0)
     assert info.value.reason == "too long: 30.0 min exceeds the 10.0 min limit"
     assert children() == {}
+
+
+def test_errors_name_the_callers_label(tmp_path):
+    # A server spools an upload under its own name; messages name what the client sent.
+    spooled = tmp_path / "upload.bin"
+    spooled.write_text("#EXTM3U\n#EXTINF:5,\nother.mp3\n")
+    with MediaFile.open(spooled, name="meeting.m4a") as media, pytest.raises(AudioError) as info:
+        decode_audio(media)
+    assert str(info.value).startswith("meeting.m4a: not a readable media file")

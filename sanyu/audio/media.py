@@ -56,15 +56,17 @@ class MediaFile:
 
     def __init__(self, fd: int, name: str, size: int, path: bytes | None, owned: bool):
         self.fd, self.name, self.size, self._path, self._owned = fd, name, size, path, owned
-        suffix = os.path.splitext(name)[1].lower()
+        suffix = os.path.splitext(name if path is None else os.fsdecode(path))[1].lower()
         self.suffix = suffix if _SUFFIX.fullmatch(suffix) else ""
         self._link: str | None = None
 
     @classmethod
-    def open(cls, path: str | bytes | os.PathLike, *, follow_symlinks: bool = True) -> MediaFile:
-        """Open ``path`` for reading; AudioError naming it when it is missing, unreadable, not
-        a regular file or empty. ``follow_symlinks=False`` refuses a link as the last part."""
-        name = display_path(path)
+    def open(cls, path: str | bytes | os.PathLike, *, follow_symlinks: bool = True,
+             name: str | None = None) -> MediaFile:
+        """Open ``path`` for reading; AudioError naming it (or ``name``, e.g. an upload's
+        client-side file name) when it is missing, unreadable, not a regular file or empty.
+        ``follow_symlinks=False`` refuses a link as the last part of the path."""
+        name = display_path(path) if name is None else name
         try:
             # stat first so that a device or FIFO is refused without being opened at all
             before = os.stat(path, follow_symlinks=follow_symlinks)
