@@ -1,9 +1,8 @@
 """Cutting long recordings into pieces at pauses, so that all workers share one long input.
 
-A file of at most 1.25 × ``piece_seconds`` is decoded whole with `sanyu.audio.decode_audio`,
-exactly as the library does. A longer one is decoded by `sanyu.audio.stream_decode`, block by
-block, and cut into pieces of about ``piece_seconds`` (default 10 min) at a pause: the cut goes
-in the middle of the longest non-speech stretch Silero VAD finds in the last 30 s before the
+Every file streams through the one decoder (`sanyu.audio.stream_audio`, bounded in length,
+memory and time), block by block; one longer than 1.25 × ``piece_seconds`` is cut into pieces
+of about ``piece_seconds`` (default 10 min) at a pause: the cut goes in the middle of the longest non-speech stretch Silero VAD finds in the last 30 s before the
 target length, or at the quietest 100 ms there when the speech never pauses. No process holds
 more than a few pieces of a recording.
 """
@@ -15,9 +14,8 @@ from collections.abc import Iterator
 import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-from sanyu.audio import DEFAULT_MAX_DURATION_S, SAMPLE_RATE, decode_audio, probe_duration, stream_decode
+from sanyu.audio import DEFAULT_MAX_DURATION_S, SAMPLE_RATE, stream_audio
 from sanyu.errors import AudioError
-from sanyu.paths import display_path
 from sanyu.pipeline.settings import DEFAULT_PIECE_SECONDS
 
 CUT_SEARCH_SECONDS = 30.0  # where a piece may end: this long before its target length
@@ -29,21 +27,11 @@ def split_audio(
 ) -> Iterator[tuple[int, bool, float, np.ndarray]]:
     """(index, last, offset seconds, float32 samples) for each piece of a local audio file.
 
-    Short files are decoded whole by `decode_audio`; long ones stream through ffmpeg and are
-    cut at pauses (see the module doc). The last piece is only given once the whole file has
-    decoded cleanly, so a file found truncated at its end yields an AudioError, never a last
-    piece.
+    The file streams through `sanyu.audio.stream_audio`; a long one is cut at pauses (see the
+    module doc). The last piece is only given once the whole file has decoded cleanly, so a
+    file found truncated at its end yields an AudioError, never a last piece.
     """
-    declared = probe_duration(path)
-    if declared is not None and declared > DEFAULT_MAX_DURATION_S:
-        raise AudioError(
-            display_path(path),
-            f"too long: {declared / 3600:.1f} h exceeds the {DEFAULT_MAX_DURATION_S / 3600:.1f} h limit",
-        )
-    if declared is not None and declared <= 1.25 * piece_seconds:
-        blocks: Iterator[np.ndarray] = iter([decode_audio(path).samples])
-    else:
-        blocks = stream_decode(path, declared)
+    blocks = stream_audio(path, DEFAULT_MAX_DURATION_S, block_seconds=min(30.0, piece_seconds / 2))
     yield from _cut(blocks, piece_seconds)
 
 
