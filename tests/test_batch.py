@@ -197,8 +197,9 @@ def build_batch(root: Path, clips) -> dict:
 
 
 def outputs_of(out: Path) -> dict[str, tuple[bytes, int]]:
-    """Every file under ``out`` but the per-run dataset files: bytes and mtime."""
-    skip = {"index.parquet", "errors.jsonl", "summary.json"}
+    """Every file under ``out`` but the per-run dataset files (and the lock a run holds):
+    bytes and mtime."""
+    skip = {"index.parquet", "errors.jsonl", "summary.json", "lock"}
     return {
         p.relative_to(out).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
         for p in out.rglob("*")
@@ -272,7 +273,7 @@ def test_batch_of_33_accounts_for_every_input_then_resumes(ray_local, clips, tmp
     before = outputs_of(out)
     victim = by_name[built["chosen"][-1].path.name].stem
     (out / f"{victim}.srt").unlink()
-    again = batch(str(inputs), out)
+    again = batch(str(inputs), out, piece_seconds=6.0)  # the piece length is part of the key
     assert (again.ok, again.reused, again.skipped, again.failed) == (0, 1, 28, 4)
     assert {f.stem for f in again.files if f.status == "failed"} == {
         f.stem for f in summary.files if f.status == "failed"}
@@ -465,7 +466,7 @@ def test_diarized_recording_in_pieces_gets_speakers_across_the_whole(ray_local, 
 def test_long_recordings_stream_in_pieces_cut_at_pauses(clips, tmp_path):
     from sanyu.audio import decode_audio
     from sanyu.evaluation.dataset import join_clips
-    from sanyu.pipeline.pieces import split_audio
+    from sanyu.pieces import split_audio
 
     parts = join_clips([clips[name] for name in LONG_PARTS], tmp_path / "long.wav", gap_s=1.0)
     whole = decode_audio(tmp_path / "long.wav").samples

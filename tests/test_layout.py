@@ -27,6 +27,8 @@ LAZY_IMPORTS = {
     ("sanyu/cli/evaluate.py", "sanyu.evaluation.twofold"): "jiwer, scikit-learn (the eval extra)",
     ("sanyu/transcribe/dialect.py", "sklearn.linear_model"): "scikit-learn: to train a probe only",
     ("sanyu/adapters/faster_whisper.py", "torch"): "torch: only to hold encoder output on a GPU",
+    ("sanyu/pieces.py", "faster_whisper.vad"): "CTranslate2 and onnxruntime: only to cut a long "
+                                               "recording (the server's ingress rarely does)",
 }
 # Private third-party modules or names used only behind an adapter.
 ADAPTERS = "sanyu/adapters/"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from sanyu.audio.decode import (
     BLOCK_SECONDS,
-    CORRUPTION,
     DEFAULT_MAX_DURATION_S,
     SAMPLE_RATE,
     Audio,
@@ -25,7 +24,7 @@ from sanyu.audio.decode import (
     shortfall_tolerance,
     stream_audio,
 )
-from sanyu.audio.media import MediaFile, Source, opened
+from sanyu.audio.media import MediaFile, Source
 from sanyu.audio.probe import (
     ALLOWED_DEMUXERS,
     INPUT_WHITELISTS,

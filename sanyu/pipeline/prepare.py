@@ -1,26 +1,26 @@
 """Stage 1 of the batch job, in CPU tasks: fetch, hash, skip, decode, cut.
 
 An object-store input is downloaded to a local temporary file first (ffmpeg only sees local
-files); its bytes are hashed into its result key; an input already done with that key is
-skipped (no decoding, no model), one whose transcript is stored but whose files are not is
-passed on to be re-rendered; the rest is decoded and cut into pieces (`sanyu.pipeline.pieces`).
+files). The file is opened once (`sanyu.audio.MediaFile`: a regular file, not empty), and that
+one descriptor is both hashed into the result key and decoded, so what is transcribed is what
+was hashed. An input already done with that key is skipped (no decoding, no model), one whose
+transcript is stored but whose files are not is passed on to be re-rendered; the rest is decoded
+and cut into pieces (`sanyu.pieces`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import stat
 from collections.abc import Iterator
 
 import pyarrow as pa
 
-from sanyu.audio import SAMPLE_RATE
+from sanyu.audio import SAMPLE_RATE, MediaFile
 from sanyu.errors import AudioError
 from sanyu.inputs import local_copy
 from sanyu.options import TranscribeOptions
-from sanyu.paths import display_path
-from sanyu.pipeline.pieces import split_audio
+from sanyu.pieces import split_audio
 from sanyu.pipeline.rows import AUDIO, REUSE, failed, row, table
 from sanyu.pipeline.settings import JobSpec
 from sanyu.results import SKIPPED
@@ -43,9 +43,9 @@ def _prepare(values: dict, spec: JobSpec) -> Iterator[dict]:
     stage, key = "fetch", ""
     try:
         options = TranscribeOptions.from_dict(json.loads(values["options"]))
-        with local_copy(uri, spec.storage_options) as path:
-            _check_regular(path)
-            key = input_key(path, spec.model, options)
+        with local_copy(uri, spec.storage_options) as path, \
+                MediaFile.open(path, name=values["path"]) as media:
+            key = input_key(media.fd, spec.model, options, spec.fingerprint)
             storage = Storage(spec.output, spec.storage_options)
             if storage.is_done(base["stem"], key, spec.formats):
                 record = storage.done_record(base["stem"]) or {}
@@ -56,7 +56,7 @@ def _prepare(values: dict, spec: JobSpec) -> Iterator[dict]:
                 yield row(**{**base, "status": REUSE, "key": key})
                 return
             stage = "decode"
-            for index, last, offset, samples in split_audio(path, spec.piece_seconds):
+            for index, last, offset, samples in split_audio(media, spec.piece_seconds):
                 yield row(
                     **{**base, "status": AUDIO, "key": key, "piece": index, "last": last,
                        "offset": offset, "duration": len(samples) / SAMPLE_RATE,
@@ -71,8 +71,3 @@ def _prepare(values: dict, spec: JobSpec) -> Iterator[dict]:
     except Exception as exc:  # one bad input must not stop the batch
         yield failed(base, stage, f"{type(exc).__name__}: {exc}", key)
 
-
-def _check_regular(path: str) -> None:
-    info = os.stat(path)  # FileNotFoundError / PermissionError are reported as such
-    if not stat.S_ISREG(info.st_mode):
-        raise AudioError(display_path(path), "not a regular file")
