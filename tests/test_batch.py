@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 
 from conftest import read_errors, read_index
+from process_watch import is_loopback, listening_addresses
+from sanyu.processes import descendants
 from sanyu.options import ModelOptions, TranscribeOptions
 from sanyu.runtime import set_offline_local_defaults
 
@@ -59,26 +61,6 @@ def ray_local():
         ray.shutdown()
 
 
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -87,49 +69,12 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _listening_addresses(pids: set[int]) -> list[str]:
-    """Local addresses of the TCP sockets these processes listen on (from /proc)."""
-    inodes = set()
-    for pid in pids:
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                try:
-                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
-                except OSError:
-                    continue
-                if target.startswith("socket:["):
-                    inodes.add(target[8:-1])
-        except OSError:
-            continue
-    addresses = []
-    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if fields[3] != "0A" or fields[9] not in inodes:  # 0A: LISTEN
-                continue
-            addresses.append(fields[1].split(":")[0][-width:])
-    return addresses
-
-
-def _is_loopback(hex_address: str) -> bool:
-    if len(hex_address) == 8:  # IPv4, little-endian: 0100007F is 127.0.0.1
-        return hex_address.endswith("7F")
-    ipv4_mapped = hex_address[:24] == "0000000000000000FFFF0000"
-    return hex_address == "00000000000000000000000001000000" or (
-        ipv4_mapped and hex_address[24:].endswith("7F")
-    )
-
-
 def test_local_ray_listens_on_loopback_only(ray_local):
-    pids = _descendants(os.getpid())
-    addresses = _listening_addresses(pids | {os.getpid()})
+    pids = descendants(os.getpid())
+    addresses = listening_addresses(pids | {os.getpid()})
     if not pids or not addresses:
         pytest.skip("this Ray was not started by this test session")
-    assert all(_is_loopback(a) for a in addresses), addresses
+    assert all(is_loopback(a) for a in addresses), addresses
 
 
 # ---- inputs ----------------------------------------------------------------------------------
@@ -350,7 +295,7 @@ def test_kill_9_mid_batch_then_rerun_loses_and_repeats_nothing_finished(ray_loca
             assert process.poll() is None, (tmp_path / "cli.log").read_text(errors="replace")[-3000:]
             assert time.time() < deadline, "no transcript finished in time"
             time.sleep(0.05)
-        family = _descendants(process.pid) | {process.pid}
+        family = descendants(process.pid) | {process.pid}
         os.killpg(process.pid, signal.SIGKILL)
         for pid in family:  # Ray's processes of that run, wherever they went
             try:
