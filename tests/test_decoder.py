@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from abuse_cases import flac_declaring
 from conftest import eval_clip, write_wav
 from sanyu.audio import (
     SAMPLE_RATE,
@@ -33,20 +34,6 @@ BYTES_PER_SECOND = SAMPLE_RATE * 4  # float32 mono
 
 def ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args], check=True)
-
-
-def flac_declaring(path: Path, seconds: float) -> Path:
-    """Rewrite the total-samples field of a FLAC file's STREAMINFO so that its header declares
-    ``seconds`` whatever the file holds (the MD5 is left alone: ffmpeg does not check it)."""
-    data = bytearray(path.read_bytes())
-    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0  # STREAMINFO comes first
-    field = 8 + 10  # after the block header and the block/frame size fields
-    packed = int.from_bytes(data[field : field + 8], "big")
-    rate = packed >> 44
-    packed = (packed & ~((1 << 36) - 1)) | round(seconds * rate)
-    data[field : field + 8] = packed.to_bytes(8, "big")
-    path.write_bytes(bytes(data))
-    return path
 
 
 @pytest.fixture(scope="module")
