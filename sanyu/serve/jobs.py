@@ -34,7 +34,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from sanyu.audio import MediaFile
+from sanyu.audio import MediaFile, MediaInfo
 from sanyu.output.naming import file_stem
 from sanyu.serve.admission import Admission, Slot, SpoolShare
 from sanyu.serve.config import ServeConfig
@@ -238,7 +238,8 @@ class JobManager:
             label = safe_label(form.file.filename)
             check_content_type(form.file.content_type, label)
             job.input = JobInput("upload", str(form.file.path), label, file_stem(label))
-            job.media, _ = await asyncio.to_thread(open_upload, form.file.path, label)
+            job.media, info = await asyncio.to_thread(open_upload, form.file.path, label)
+            self._check_length(info, label)
         elif uri:
             job.input = resolve_input(uri, self.config.input_roots)
             if job.input.kind == "local":
@@ -252,11 +253,19 @@ class JobManager:
     def _open_local(self, job_input: JobInput) -> MediaFile:
         media = open_local(job_input, self.config.input_roots)
         try:
-            check_media(media)
+            self._check_length(check_media(media), job_input.label)
         except BaseException:
             media.close()
             raise
         return media
+
+    def _check_length(self, info: MediaInfo, label: str) -> None:
+        """400 at once for a file whose (exact) declared length is over the jobs' limit; one
+        whose header understates its length fails when the decode passes the limit."""
+        limit = self.config.max_audio_s
+        if info.exact and info.duration is not None and info.duration > limit:
+            raise bad_request(f"{label}: too long: {info.duration / 3600:.1f} h exceeds the "
+                              f"{limit / 3600:g} h limit", code="invalid_audio", param="file")
 
     # ---- running -------------------------------------------------------------------------
 
