@@ -26,9 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SHARED_EVAL = REPO.parent / "shared" / "eval"
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import abuse_cases as cases  # noqa: E402
+import abuse_cases as cases  # noqa: E402  (beside this script)
 
 from sanyu.runtime import set_offline_local_defaults  # noqa: E402
 

@@ -19,7 +19,9 @@ set_offline_local_defaults()  # before any test module imports Ray or pyannote
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_EVAL = REPO.parent / "shared" / "eval"
-sys.path.insert(0, str(REPO / "bench"))  # bench/abuse_cases.py: the abuse cases and their files
+# bench/abuse_cases.py (the abuse cases and their files), after everything else: bench/profile.py
+# must not shadow the standard library's profile.
+sys.path.append(str(REPO / "bench"))
 
 
 def eval_clip(relative: str) -> Path:

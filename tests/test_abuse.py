@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
+import abuse_cases as cases  # bench/abuse_cases.py (conftest puts bench/ on the path)
 from conftest import AUTH, eval_clip
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import abuse_cases as cases  # noqa: E402
 
 MB = 2**20
 # What the server's Ray processes may hold at once under the load test (50 clients sending a few

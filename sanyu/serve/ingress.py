@@ -94,11 +94,13 @@ class SanyuAPI:
         return timeout
 
     async def fingerprint(self) -> dict:
-        """What a job's result key holds of the models as they run (`result_fingerprint`)."""
+        """What a job's result key holds of the models as they run (`result_fingerprint`);
+        waits for the models to load (within the job's deadline)."""
         if self._fingerprint is None:
-            state = await self.model.ready.remote()
-            if not state.get("compute_type"):
-                raise APIError(503, "not ready: models are loading", code="not_ready")
+            while not (state := await self.model.ready.remote()).get("compute_type"):
+                if state.get("error"):
+                    raise APIError(503, f"not ready: {state['error']}", code="not_ready")
+                await asyncio.sleep(1.0)
             self._fingerprint = await asyncio.to_thread(
                 result_fingerprint, self.config.model, state["compute_type"], self.config.piece_seconds
             )

@@ -353,6 +353,7 @@ class JobManager:
         return {k: v for k, v in record.items() if k not in ("owner", "heartbeat")}
 
     async def get(self, job_id: str) -> dict[str, Any]:
+        self._keep()
         if not JOB_ID.match(job_id):
             raise not_found(job_id)
         record = self.records.get(job_id)

@@ -70,7 +70,7 @@ class Recordings:
             pieces.close()
             raise self._too_long_to_diarize(media)
         async with contextlib.AsyncExitStack() as stack:
-            stack.callback(pieces.close)
+            stack.callback(_close, pieces)
             transcripts = await self._pieces_to_model(pieces, cancel, options, bulk, stack,
                                                       too_long_hint)
         if len(transcripts) == 1:
@@ -174,6 +174,13 @@ class Recordings:
             with contextlib.suppress(BaseException):
                 await asyncio.wait({future}, timeout=10.0)
             raise
+
+
+def _close(pieces: Pieces) -> None:
+    # ffmpeg is killed already when this runs after a cancellation; a decoding thread still
+    # inside the stream (past the wait for it) must not turn the cancellation into another error
+    with contextlib.suppress(Exception):
+        pieces.close()
 
 
 def model_failure(exc: BaseException) -> APIError:
