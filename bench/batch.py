@@ -154,6 +154,32 @@ def run_other_checkout(corpus, folder: Path, checkout: Path, diarize: bool):
     return outputs, elapsed
 
 
+def run_baselines(corpus: list[Path], audio_s: float, args: argparse.Namespace) -> dict[str, dict]:
+    """Plain faster-whisper with the same model Sanyu loads (int8 on CPU), sequential at the
+    benchmark's threads and at one thread, and `BatchedInferencePipeline`; their models are
+    freed on return, before Sanyu's workers load theirs."""
+    from sanyu.api import Transcriber
+
+    def model_at(threads: int):
+        return Transcriber(ModelOptions(model=args.model, cpu_threads=threads)).engine.model
+
+    diarizer = None
+    if args.diarize:
+        from sanyu.diarize.pipeline import Diarizer
+
+        diarizer = Diarizer(device=ModelOptions().device, num_threads=args.threads)
+    model = model_at(args.threads)
+    baselines = [("sequential faster-whisper", model, False), ("BatchedInferencePipeline", model, True)]
+    if args.threads != 1:  # else the first row already is the 1-thread run
+        baselines.insert(1, ("sequential faster-whisper, 1 thread", model_at(1), False))
+    rows = {}
+    for name, whisper, batched in baselines:
+        outputs, seconds = run_faster_whisper(whisper, corpus, batched, diarizer)
+        rows[name] = {"wall_s": seconds, "throughput": audio_s / seconds, **scores(corpus, outputs)}
+        print(f"{name}: {seconds:.1f} s", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval-dir", type=Path, default=REPO.parent / "shared" / "eval")
@@ -169,8 +195,6 @@ def main() -> None:
     if not args.eval_dir.is_dir():
         raise SystemExit(f"no eval clips at {args.eval_dir}")
 
-    from sanyu.api import Transcriber
-
     with tempfile.TemporaryDirectory(prefix="sanyu-bench-") as tmp:
         folder = Path(tmp)
         (folder / "in").mkdir()
@@ -179,29 +203,7 @@ def main() -> None:
         print(f"{len(corpus)} files, {audio_s / 60:.1f} min of audio; model {args.model}, "
               f"{args.threads} threads, diarize={args.diarize}", flush=True)
 
-        model_options = ModelOptions(model=args.model, cpu_threads=args.threads)
-        baseline = Transcriber(model_options)
-        model = baseline.engine.model  # the same WhisperModel Sanyu loads, int8 on CPU
-        single = None
-        baselines = [
-            ("sequential faster-whisper", lambda: run_faster_whisper(model, corpus, False, diarizer)),
-            ("BatchedInferencePipeline", lambda: run_faster_whisper(model, corpus, True, diarizer)),
-        ]
-        if args.threads != 1:  # else the first row already is the 1-thread run
-            single = Transcriber(ModelOptions(model=args.model, cpu_threads=1)).engine.model
-            baselines.insert(1, ("sequential faster-whisper, 1 thread",
-                                 lambda: run_faster_whisper(single, corpus, False, diarizer)))
-        diarizer = None
-        if args.diarize:
-            from sanyu.diarize.pipeline import Diarizer
-
-            diarizer = Diarizer(device=model_options.device, num_threads=args.threads)
-        rows = {}
-        for name, run in baselines:
-            outputs, seconds = run()
-            rows[name] = {"wall_s": seconds, "throughput": audio_s / seconds, **scores(corpus, outputs)}
-            print(f"{name}: {seconds:.1f} s", flush=True)
-        del baseline, model, single, baselines, diarizer  # free their memory before Sanyu's workers load
+        rows = run_baselines(corpus, audio_s, args)
         if args.before:
             outputs, seconds = run_other_checkout(corpus, folder, args.before, args.diarize)
             name = f"sanyu batch ({args.before.name})"

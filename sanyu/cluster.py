@@ -12,6 +12,8 @@ logged (at INFO) when Ray starts.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 
 import ray
 
@@ -34,13 +36,22 @@ def connect(address: str | None, forward_worker_logs: bool) -> bool:
         "logging_config": ray.LoggingConfig(log_level=level),  # Sanyu's loggers in the workers
         "log_to_driver": forward_worker_logs,
     }
+    # ray.init makes SIGTERM exit at once; the caller's handler (a command's clean shutdown,
+    # sanyu.processes) is kept instead.
+    handler = signal.getsignal(signal.SIGTERM) if _main_thread() else None
     if address is None:
         runtime.set_defaults(runtime.LOCAL_RAY)
         keep_local_ray_on_loopback()
         context = ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **settings)
     else:
         context = ray.init(address=address, **settings)
+    if handler is not None:
+        signal.signal(signal.SIGTERM, handler)
     session = getattr(context, "address_info", {}).get("session_dir")
     if session:
         log.info("Ray worker logs: %s/logs on each node of the cluster", session)
     return True
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()

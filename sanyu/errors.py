@@ -18,3 +18,8 @@ class AudioError(SanyuError):
 
 class ModelError(SanyuError):
     """A model that cannot be found, fetched or verified."""
+
+
+class DecodeCancelled(AudioError):
+    """A decode stopped because its caller cancelled it (client gone, deadline): not a fault of
+    the input."""

@@ -32,7 +32,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -259,24 +258,10 @@ def _size(path: str) -> int:
 
 @contextlib.contextmanager
 def local_copy(uri: str, storage_options: dict | None = None) -> Iterator[str]:
-    """A local path holding the input's bytes, under a name ffmpeg can be given: the path
-    itself; a temporary download of a remote input; or, for a local name that is not valid
-    UTF-8 (ffmpeg-python cannot pass it to ffmpeg), a hard link to it under a plain name
-    (a copy across file systems; never a symlink: decoding resolves links back to the name)."""
+    """A local path holding the input's bytes: the path itself, or a temporary download of a
+    remote input (removed on the way out). ffmpeg never sees a URL."""
     if not is_url(uri):
-        path = local_path(uri)
-        try:
-            path.encode("utf-8")
-        except UnicodeEncodeError:
-            with _temporary(path) as plain:
-                try:
-                    os.link(path, plain)
-                except OSError:
-                    if stat.S_ISREG(os.stat(path).st_mode):  # never read a FIFO to copy it
-                        shutil.copyfile(path, plain)
-                yield plain
-            return
-        yield path
+        yield local_path(uri)
         return
     fs, path = _fs(uri, storage_options)
     with _temporary(path) as local:

@@ -13,6 +13,7 @@ import json
 import os
 import posixpath
 import tempfile
+import threading
 import uuid
 from typing import Any
 
@@ -21,7 +22,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 # Object stores write an object whole or not at all, and have no directories to create.
 _OBJECT_STORE_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss"}
-_NEW_FILE_MODE = 0o644
+_UMASK_LOCK = threading.Lock()
 
 
 class Location:
@@ -157,8 +158,8 @@ def _put_local(path: str, data: bytes) -> None:
             os.fsync(handle.fileno())
         try:  # a file written again keeps its permissions
             mode = os.stat(path).st_mode & 0o777
-        except FileNotFoundError:
-            mode = _NEW_FILE_MODE
+        except FileNotFoundError:  # a new one gets what open() would give it: the umask holds
+            mode = 0o666 & ~current_umask()
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
@@ -167,3 +168,19 @@ def _put_local(path: str, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def current_umask() -> int:
+    """This process's umask: read from /proc (Linux), else set and restored under a lock
+    (``os.umask`` is the only way to read it, and changes it for every thread meanwhile)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask

@@ -75,8 +75,14 @@ class TranscribeOptions:
         return cls(**values)
 
 
-def settings_key(model: ModelOptions, options: TranscribeOptions) -> str:
-    """A short stable hash of every setting that changes a transcript (for resumable jobs)."""
-    payload = {"model": model.model, "options": options.to_dict()}
+def settings_key(model: ModelOptions, options: TranscribeOptions, fingerprint: dict | None = None) -> str:
+    """A short stable hash of every setting that changes a transcript (for resumable jobs):
+    the model and its compute type as asked, the options, and ``fingerprint``, what only the
+    place the models run knows (their content, the compute type ``auto`` became, the piece
+    length: `sanyu.models.fingerprint.result_fingerprint`)."""
+    payload = {
+        "model": model.model, "compute_type": model.compute_type, "options": options.to_dict(),
+        "fingerprint": dict(fingerprint or {}),
+    }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

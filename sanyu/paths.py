@@ -40,9 +40,9 @@ def local_path(location: str) -> str:
     return url[1] if url is not None and url[0] == "file" else location
 
 
-def display_path(path: str | os.PathLike) -> str:
+def display_path(path: str | bytes | os.PathLike) -> str:
     """``path`` as printable text: bytes a file name holds that are not UTF-8 become ``\\xNN``."""
-    return os.fspath(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def is_media(name: str) -> bool:

@@ -4,9 +4,10 @@ Environment defaults are set before Ray or pyannote is imported (they read them 
 value already in the environment wins. Every entry point and the tests take them from here:
 
 * `TELEMETRY_OFF`: no Ray usage statistics, no pyannote telemetry;
-* `LOCAL_RAY`: a Ray started here keeps its processes on 127.0.0.1, and runs its workers at
-  normal priority (Ray nices them to 15; here they are the whole workload, and on a busy
-  machine a niced worker gets almost no CPU);
+* `LOCAL_RAY`: a Ray started here keeps its processes on 127.0.0.1, runs its workers at normal
+  priority (Ray nices them to 15; here they are the whole workload, and on a busy machine a
+  niced worker gets almost no CPU), and its Serve proxy hides ``/-/routes`` and ignores the
+  headers a client could switch its limits off with (`sanyu.adapters.ray_serve.ProxyGuard`);
 * `OFFLINE`: no model hub lookups, and no token auth in Ray's newer releases (tests, benchmarks).
 
 Logging: `configure_logging` sets up Python's logging once per process, at the level of
@@ -20,7 +21,12 @@ import os
 from collections.abc import Mapping, MutableMapping
 
 TELEMETRY_OFF = {"RAY_USAGE_STATS_ENABLED": "0", "PYANNOTE_METRICS_ENABLED": "0"}
-LOCAL_RAY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_worker_niceness": "0"}
+LOCAL_RAY = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_worker_niceness": "0",
+    # read by Serve's proxy process, which inherits the environment of the Ray started here
+    "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": "sanyu.adapters.ray_serve:proxy_middlewares",
+}
 OFFLINE = {"HF_HUB_OFFLINE": "1", "RAY_AUTH_MODE": "disabled"}
 OFFLINE_LOCAL_DEFAULTS = {**TELEMETRY_OFF, **LOCAL_RAY, **OFFLINE}
 

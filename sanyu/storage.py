@@ -67,18 +67,27 @@ def result_key(content_hash: str, settings: str) -> str:
     return f"{content_hash[:32]}-{settings}"
 
 
-def content_hash(path: str | os.PathLike, block: int = 1 << 20) -> str:
-    """sha256 of a local file's bytes (hex)."""
+def content_hash(source: str | os.PathLike | int, block: int = 1 << 20) -> str:
+    """sha256 (hex) of a local file's bytes: a path, or a descriptor already open on it (read
+    with pread, so its offset and whoever else reads it are left alone)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    if isinstance(source, int):
+        position = 0
+        while chunk := os.pread(source, block, position):
+            digest.update(chunk)
+            position += len(chunk)
+        return digest.hexdigest()
+    with open(source, "rb") as handle:
         while chunk := handle.read(block):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def input_key(path: str | os.PathLike, model: ModelOptions, options: TranscribeOptions) -> str:
-    """The result key of the local file ``path`` transcribed with these settings."""
-    return result_key(content_hash(path), settings_key(model, options))
+def input_key(source: str | os.PathLike | int, model: ModelOptions, options: TranscribeOptions,
+              fingerprint: dict | None = None) -> str:
+    """The result key of a local file (a path or an open descriptor) transcribed with these
+    settings (`settings_key`)."""
+    return result_key(content_hash(source), settings_key(model, options, fingerprint))
 
 
 def index_schema() -> pa.Schema:
@@ -291,6 +300,15 @@ class Storage(Location):
                 return None
             parts.append(Part(i, i == lasts[0], Transcript.from_json(data.decode("utf-8"))))
         return parts
+
+    def clear_parts(self) -> int:
+        """Remove the parts every earlier run left (a run transcribes all the pieces of an
+        unfinished recording again, so none is ever joined with another run's). Call it only
+        holding the output's lock (`sanyu.lock`). Returns how many recordings had parts."""
+        keys = [key for key in self.listdir(f"{META}/parts") if _KEY.match(key)]
+        for key in keys:
+            self.delete_parts(key)
+        return len(keys)
 
     def delete_parts(self, key: str) -> None:
         _check_key(key)

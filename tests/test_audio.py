@@ -67,14 +67,19 @@ def test_not_audio(tmp_path):
     assert "not a readable media file" in _error(text).reason
 
 
-def test_image_without_audio_stream(tmp_path):
-    image = tmp_path / "still.png"
+@pytest.mark.parametrize(
+    "name,output,reason",
+    [("silent.mp4", ["-t", "1", "-c:v", "libx264"], "no audio stream"),
+     ("still.png", ["-frames:v", "1"], "not a plain audio or video format")],  # images: not media
+)
+def test_pictures_without_sound(tmp_path, name, output, reason):
+    picture = tmp_path / name
     subprocess.run(
         ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=red:s=16x16",
-         "-frames:v", "1", str(image)],
+         *output, str(picture)],
         check=True,
     )
-    assert "no audio stream" in _error(image).reason
+    assert reason in _error(picture).reason
 
 
 def test_directory_is_rejected(tmp_path):

@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 
 from conftest import read_errors, read_index
+from process_watch import is_loopback, listening_addresses
+from sanyu.processes import descendants
 from sanyu.options import ModelOptions, TranscribeOptions
 from sanyu.runtime import set_offline_local_defaults
 
@@ -59,26 +61,6 @@ def ray_local():
         ray.shutdown()
 
 
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -87,49 +69,12 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _listening_addresses(pids: set[int]) -> list[str]:
-    """Local addresses of the TCP sockets these processes listen on (from /proc)."""
-    inodes = set()
-    for pid in pids:
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                try:
-                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
-                except OSError:
-                    continue
-                if target.startswith("socket:["):
-                    inodes.add(target[8:-1])
-        except OSError:
-            continue
-    addresses = []
-    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if fields[3] != "0A" or fields[9] not in inodes:  # 0A: LISTEN
-                continue
-            addresses.append(fields[1].split(":")[0][-width:])
-    return addresses
-
-
-def _is_loopback(hex_address: str) -> bool:
-    if len(hex_address) == 8:  # IPv4, little-endian: 0100007F is 127.0.0.1
-        return hex_address.endswith("7F")
-    ipv4_mapped = hex_address[:24] == "0000000000000000FFFF0000"
-    return hex_address == "00000000000000000000000001000000" or (
-        ipv4_mapped and hex_address[24:].endswith("7F")
-    )
-
-
 def test_local_ray_listens_on_loopback_only(ray_local):
-    pids = _descendants(os.getpid())
-    addresses = _listening_addresses(pids | {os.getpid()})
+    pids = descendants(os.getpid())
+    addresses = listening_addresses(pids | {os.getpid()})
     if not pids or not addresses:
         pytest.skip("this Ray was not started by this test session")
-    assert all(_is_loopback(a) for a in addresses), addresses
+    assert all(is_loopback(a) for a in addresses), addresses
 
 
 # ---- inputs ----------------------------------------------------------------------------------
@@ -197,8 +142,9 @@ def build_batch(root: Path, clips) -> dict:
 
 
 def outputs_of(out: Path) -> dict[str, tuple[bytes, int]]:
-    """Every file under ``out`` but the per-run dataset files: bytes and mtime."""
-    skip = {"index.parquet", "errors.jsonl", "summary.json"}
+    """Every file under ``out`` but the per-run dataset files (and the lock a run holds):
+    bytes and mtime."""
+    skip = {"index.parquet", "errors.jsonl", "summary.json", "lock"}
     return {
         p.relative_to(out).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
         for p in out.rglob("*")
@@ -221,7 +167,6 @@ def test_batch_of_33_accounts_for_every_input_then_resumes(ray_local, clips, tmp
 
     summary = batch(str(inputs), out, piece_seconds=6.0)
     assert [f.stem for f in summary.files] == [item.stem for item in items]
-    by_uri = {item.uri: f for item, f in zip(items, summary.files)}
     by_name = {Path(item.uri).name: f for item, f in zip(items, summary.files)}
     assert len(summary.files) == 33 and summary.ok + summary.failed == 33
     failed = {Path(f.path).name: f for f in summary.files if f.status == "failed"}
@@ -272,7 +217,7 @@ def test_batch_of_33_accounts_for_every_input_then_resumes(ray_local, clips, tmp
     before = outputs_of(out)
     victim = by_name[built["chosen"][-1].path.name].stem
     (out / f"{victim}.srt").unlink()
-    again = batch(str(inputs), out)
+    again = batch(str(inputs), out, piece_seconds=6.0)  # the piece length is part of the key
     assert (again.ok, again.reused, again.skipped, again.failed) == (0, 1, 28, 4)
     assert {f.stem for f in again.files if f.status == "failed"} == {
         f.stem for f in summary.files if f.status == "failed"}
@@ -349,7 +294,7 @@ def test_kill_9_mid_batch_then_rerun_loses_and_repeats_nothing_finished(ray_loca
             assert process.poll() is None, (tmp_path / "cli.log").read_text(errors="replace")[-3000:]
             assert time.time() < deadline, "no transcript finished in time"
             time.sleep(0.05)
-        family = _descendants(process.pid) | {process.pid}
+        family = descendants(process.pid) | {process.pid}
         os.killpg(process.pid, signal.SIGKILL)
         for pid in family:  # Ray's processes of that run, wherever they went
             try:
@@ -392,7 +337,7 @@ def test_kill_9_mid_batch_then_rerun_loses_and_repeats_nothing_finished(ray_loca
 
 
 def test_local_and_s3_give_the_same_transcripts_and_a_crashed_worker_is_retried(
-    ray_local, clips, tmp_path, s3_server
+    ray_local, clips, tmp_path, s3_server,  # noqa: F811  (the imported fixture)
 ):
     from sanyu.storage import Storage
 
@@ -484,7 +429,7 @@ def test_diarized_recording_in_pieces_gets_speakers_across_the_whole(ray_local, 
 def test_long_recordings_stream_in_pieces_cut_at_pauses(clips, tmp_path):
     from sanyu.audio import decode_audio
     from sanyu.evaluation.dataset import join_clips
-    from sanyu.pipeline.pieces import split_audio
+    from sanyu.pieces import split_audio
 
     parts = join_clips([clips[name] for name in LONG_PARTS], tmp_path / "long.wav", gap_s=1.0)
     whole = decode_audio(tmp_path / "long.wav").samples

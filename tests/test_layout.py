@@ -29,6 +29,8 @@ LAZY_IMPORTS = {
     ("sanyu/adapters/faster_whisper.py", "torch"): "torch: only to hold encoder output on a GPU",
     ("sanyu/output/minutes.py", "docx"): "python-docx and lxml (~0.1 s): only when writing a DOCX",
     ("sanyu/output/minutes.py", "docx.oxml.ns"): "python-docx and lxml: only when writing a DOCX",
+    ("sanyu/pieces.py", "faster_whisper.vad"): "CTranslate2 and onnxruntime: only to cut a long "
+                                               "recording (the server's ingress rarely does)",
 }
 # Private third-party modules or names used only behind an adapter.
 ADAPTERS = "sanyu/adapters/"

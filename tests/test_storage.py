@@ -321,3 +321,18 @@ def test_s3_prefix_listing_and_download(tmp_path, s3_server):
     assert not Path(path).exists()  # the download is removed afterwards
     globbed = list_inputs(f"s3://{prefix}/sub/*.flac", s3_server)
     assert [i.uri for i in globbed] == [f"s3://{prefix}/sub/b.flac"]
+
+
+def test_new_files_follow_the_umask_and_rewritten_ones_keep_their_mode(tmp_path):
+    """#15 case 7: results were forced to 0644 whatever the umask (readable by every user on a
+    machine whose administrator set 077)."""
+    script = ("import os, sys; os.umask(int(sys.argv[2], 8)); from sanyu.location import Location; "
+              "Location(sys.argv[1]).put('a/new.txt', b'x')")
+    for umask, mode in (("077", 0o600), ("002", 0o664), ("022", 0o644)):
+        target = tmp_path / umask
+        subprocess.run([sys.executable, "-c", script, str(target), umask], check=True)
+        assert os.stat(target / "a" / "new.txt").st_mode & 0o777 == mode, umask
+    kept = tmp_path / "077" / "a" / "new.txt"
+    os.chmod(kept, 0o640)
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "077"), "022"], check=True)
+    assert os.stat(kept).st_mode & 0o777 == 0o640

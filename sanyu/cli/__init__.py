@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import click
 
+from sanyu import runtime
 from sanyu.cli.batch import batch_command
 from sanyu.cli.evaluate import eval_command
 from sanyu.cli.models import models_group
@@ -22,6 +23,9 @@ from sanyu.cli.transcribe import transcribe_command
 @click.version_option(package_name="sanyu")
 def main() -> None:
     """Sanyu (三語): transcripts of Cantonese, Mandarin and English meetings, with speakers."""
+    # Before any command loads Ray or pyannote; the loopback defaults of a Ray started here
+    # follow in sanyu.cluster, and a value set in the environment wins.
+    runtime.set_defaults(runtime.TELEMETRY_OFF)
 
 
 for command in (transcribe_command, batch_command, serve_command, eval_command, models_group):

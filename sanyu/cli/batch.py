@@ -11,7 +11,9 @@ from sanyu.cli.options import (
     build_options, input_options, list_or_exit, log_option, model_options, option, output_options,
     parse_formats_option, transcribe_options,
 )
+from sanyu.lock import OutputBusy
 from sanyu.pipeline.settings import DEFAULT_PIECE_SECONDS, BatchSettings
+from sanyu.processes import command_process
 
 _DEFAULTS = BatchSettings(output="")
 
@@ -42,7 +44,10 @@ def batch_command(inputs, storage_options, output, formats, address, workers, fi
     INPUTS: folders (searched recursively), globs, manifests (.csv/.tsv/.jsonl with `path` and
     optional `language`, `num_speakers`), s3:// prefixes or files, named as `sanyu transcribe`
     names them. Inputs already done with the same content and settings are skipped; the exit
-    code is 1 if any input failed.
+    code is 1 if any input failed. One run at a time writes to an OUTPUT (a second refuses).
+
+    Without --address, Ray runs here with every port on 127.0.0.1. SIGTERM or Ctrl-C stops the
+    run and every process it started; running the command again goes on from there.
     """
     # Ray and Ray Data load only for this command (seconds, and an optional extra).
     from sanyu.pipeline.driver import run_batch
@@ -57,6 +62,13 @@ def batch_command(inputs, storage_options, output, formats, address, workers, fi
         files_per_batch=files_per_batch, piece_seconds=piece_minutes * 60, progress=progress,
     )
     console = Console(stderr=True)
-    summary = run_batch(items, settings, console)
+    try:
+        with command_process():
+            summary = run_batch(items, settings, console)
+    except OutputBusy as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        console.print("interrupted: run the same command again to go on where this run stopped")
+        sys.exit(130)
     print_summary(summary, console)
     sys.exit(1 if summary.failed else 0)

@@ -4,17 +4,20 @@ Stages (each row of the dataset is one input, or one piece of a long input)::
 
     list inputs (sanyu.inputs, on the driver)
       -> prepare    CPU tasks (sanyu.pipeline.prepare): fetch, hash, skip what is done,
-                    decode, cut long recordings into pieces (sanyu.pipeline.pieces)
+                    decode, cut long recordings into pieces (sanyu.pieces)
       -> transcribe actor pool of WhisperWorkers (sanyu.pipeline.workers), sized by
                     sanyu.pipeline.plan
       -> finish     actor pool of Finishers: join pieces, diarize, write (sanyu.storage)
       -> driver     progress (sanyu.pipeline.progress), then the dataset-level index, errors
                     file and summary
 
-Resuming: an input's result key is its content hash plus `settings_key` of its model and
-options. `prepare` skips an input whose done-marker already names that key, and passes on for
-re-rendering without a model one whose transcript is stored but whose files are not. The
-done-marker is written after the transcript files, so after kill -9 at any point a re-run
+Resuming: an input's result key is its content hash plus `settings_key` of its model, options
+and fingerprint (the model's content, the compute type it runs in, the piece length:
+`sanyu.models.fingerprint`), so a result is reused only when every setting that changes it is
+the same. A run holds the output's lock (`sanyu.lock`: a second run on the same output refuses),
+clears what a killed run left (temporary files, parts of long recordings), then `prepare` skips
+an input whose done-marker already names that key, and passes on for re-rendering without a
+model one whose transcript is stored but whose files are not. The done-marker is written after the transcript files, so after kill -9 at any point a re-run
 repeats only unfinished inputs.
 
 Faults: a Python error on one input becomes that input's error row (stage and reason) and the
@@ -41,6 +44,8 @@ from rich.console import Console
 from sanyu.adapters.ray_data import job_context
 from sanyu.cluster import connect
 from sanyu.inputs import InputItem, list_inputs
+from sanyu.lock import OutputLock
+from sanyu.models.fingerprint import result_fingerprint
 from sanyu.options import TranscribeOptions
 from sanyu.output import FORMATS, parse_formats
 from sanyu.paths import is_url
@@ -52,6 +57,7 @@ from sanyu.pipeline.settings import BatchSettings, JobSpec
 from sanyu.pipeline.workers import Finisher, WhisperWorker
 from sanyu.results import FAILED, FINAL, OK, REUSED, SKIPPED, BatchSummary, FileResult, Phases
 from sanyu.storage import Storage
+from sanyu.transcribe.engine import resolve_compute_type
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +87,16 @@ def run_batch(
     listed = isinstance(inputs, list) and all(isinstance(item, InputItem) for item in inputs)
     items = inputs if listed else list_inputs(inputs, settings.storage_options)
     storage = Storage(settings.output, settings.storage_options)
-    storage.cleanup_temp()
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    with OutputLock(storage, run_id):
+        # What a killed run left: nothing else writes here while the lock is held.
+        storage.cleanup_temp()
+        storage.clear_parts()
+        return _run(items, storage, settings, run_id, console, started)
+
+
+def _run(items: list[InputItem], storage: Storage, settings: BatchSettings, run_id: str,
+         console: Console | None, started: float) -> BatchSummary:
     results: dict[int, FileResult] = {}
     phases = Phases()
     if items:
@@ -134,9 +148,11 @@ def _job_spec(settings: BatchSettings, plan: Plan, output: str, run_id: str) -> 
     model = settings.model
     if model.device != "cuda":
         model = replace(model, cpu_threads=plan.cpu_threads)
+    compute_type = resolve_compute_type(model.compute_type, plan.device)
     return JobSpec(
         output=output, model=model, formats=settings.formats, run_id=run_id,
         storage_options=settings.storage_options, piece_seconds=settings.piece_seconds,
+        fingerprint=result_fingerprint(model.model, compute_type, settings.piece_seconds),
         crash_once=settings.crash_once,
     )
 

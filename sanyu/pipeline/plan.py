@@ -29,6 +29,7 @@ class Plan:
     finisher_args: dict
     finishers: int
     cpu_threads: int
+    device: str = "cpu"  # where the Whisper workers run: cuda or cpu
 
 
 def plan_for_cluster(workers: int | None, model: ModelOptions, diarize: bool) -> Plan:
@@ -56,7 +57,7 @@ def plan_workers(
         cpu = _actor_cpus(cpus, workers, finishers, diarize, threads=1)
         whisper = {"num_gpus": min(1.0, share), "num_cpus": cpu}
         finisher = {"num_gpus": min(1.0, share), "num_cpus": cpu} if diarize else {"num_cpus": WRITER_CPUS}
-        return Plan(workers, whisper, finisher, finishers, model.cpu_threads or 4)
+        return Plan(workers, whisper, finisher, finishers, model.cpu_threads or 4, "cuda")
     # One single-threaded worker per core, not one worker with every core: a second CTranslate2
     # thread speeds a worker up by ~20% on Whisper base, a second worker by ~90%
     # (bench/threads.py).

@@ -1,11 +1,13 @@
 """Stage 1 of the batch job, in CPU tasks: fetch, hash, skip, decode, cut.
 
 An object-store input is downloaded to a local temporary file first (ffmpeg only sees local
-files); its bytes are hashed into its result key; an input already done with that key is
-skipped (no decoding, no model), one whose transcript is stored but whose files are not is
-passed on to be re-rendered; the rest is decoded and cut into pieces (`sanyu.pipeline.pieces`),
-and each piece's speech is planned here (VAD regions, and the log-mel features of the windows
-they pack into, when the model is a local directory), so the Whisper actors only run the model.
+files). The file is opened once (`sanyu.audio.MediaFile`: a regular file, not empty), and that
+one descriptor is both hashed into the result key and decoded, so what is transcribed is what
+was hashed. An input already done with that key is skipped (no decoding, no model), one whose
+transcript is stored but whose files are not is passed on to be re-rendered; the rest is decoded
+and cut into pieces (`sanyu.pieces`), and each piece's speech is planned here (VAD regions, and
+the log-mel features of the windows they pack into, when the model is a local directory), so the
+Whisper actors only run the model.
 """
 
 from __future__ import annotations
@@ -13,19 +15,17 @@ from __future__ import annotations
 import functools
 import json
 import os
-import stat
 from collections.abc import Iterator
 
 import pyarrow as pa
 
 from sanyu.adapters.faster_whisper import LogMel
-from sanyu.audio import SAMPLE_RATE, Audio
+from sanyu.audio import SAMPLE_RATE, Audio, MediaFile
 from sanyu.errors import AudioError
 from sanyu.inputs import local_copy
 from sanyu.models import resolve_whisper
 from sanyu.options import TranscribeOptions
-from sanyu.paths import display_path
-from sanyu.pipeline.pieces import split_audio
+from sanyu.pieces import split_audio
 from sanyu.pipeline.rows import AUDIO, REUSE, failed, row, table, with_speech_plan
 from sanyu.pipeline.settings import JobSpec
 from sanyu.results import SKIPPED
@@ -49,9 +49,9 @@ def _prepare(values: dict, spec: JobSpec) -> Iterator[dict]:
     stage, key = "fetch", ""
     try:
         options = TranscribeOptions.from_dict(json.loads(values["options"]))
-        with local_copy(uri, spec.storage_options) as path:
-            _check_regular(path)
-            key = input_key(path, spec.model, options)
+        with local_copy(uri, spec.storage_options) as path, \
+                MediaFile.open(path, name=values["path"]) as media:
+            key = input_key(media.fd, spec.model, options, spec.fingerprint)
             storage = Storage(spec.output, spec.storage_options)
             if storage.is_done(base["stem"], key, spec.formats):
                 record = storage.done_record(base["stem"]) or {}
@@ -62,7 +62,7 @@ def _prepare(values: dict, spec: JobSpec) -> Iterator[dict]:
                 yield row(**{**base, "status": REUSE, "key": key})
                 return
             stage = "decode"
-            for index, last, offset, samples in split_audio(path, spec.piece_seconds):
+            for index, last, offset, samples in split_audio(media, spec.piece_seconds):
                 plan = plan_speech(Audio(samples, base["path"]), options.vad, _log_mel(spec.model.model))
                 yield with_speech_plan(
                     row(**{**base, "status": AUDIO, "key": key, "piece": index, "last": last,
@@ -86,9 +86,3 @@ def _log_mel(model: str) -> LogMel | None:
     directory; a hub id is left to the Whisper worker, which downloads it)."""
     path = resolve_whisper(model)
     return LogMel(path) if os.path.isdir(path) else None
-
-
-def _check_regular(path: str) -> None:
-    info = os.stat(path)  # FileNotFoundError / PermissionError are reported as such
-    if not stat.S_ISREG(info.st_mode):
-        raise AudioError(display_path(path), "not a regular file")

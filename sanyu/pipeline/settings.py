@@ -37,5 +37,7 @@ class JobSpec:
     run_id: str
     storage_options: dict = field(default_factory=dict)
     piece_seconds: float = DEFAULT_PIECE_SECONDS
+    # What else goes into every result key (sanyu.models.fingerprint.result_fingerprint).
+    fingerprint: dict = field(default_factory=dict)
     crash_once: str | None = None  # testing only: a marker file; the first transcribe call
     # that does not find it creates it and kills its worker process (a crash Ray must retry)

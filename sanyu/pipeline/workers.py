@@ -18,7 +18,6 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -28,6 +27,7 @@ from sanyu.api import Transcriber
 from sanyu.audio import Audio, decode_audio
 from sanyu.inputs import local_copy
 from sanyu.options import TranscribeOptions
+from sanyu.pieces import merge_pieces, shift_transcript
 from sanyu.pipeline.rows import (
     AUDIO,
     NO_AUDIO,
@@ -44,36 +44,6 @@ from sanyu.schema import Transcript
 from sanyu.storage import Storage
 
 log = logging.getLogger(__name__)
-
-
-def shift_transcript(transcript: Transcript, offset: float) -> Transcript:
-    """Move every time of a piece's transcript by ``offset`` seconds (in place)."""
-    if offset:
-        for segment in transcript.segments:
-            segment.start = round(segment.start + offset, 3)
-            segment.end = round(segment.end + offset, 3)
-            for word in segment.words:
-                word.start = round(word.start + offset, 3)
-                word.end = round(word.end + offset, 3)
-    return transcript
-
-
-def merge_pieces(pieces: Sequence[Transcript]) -> Transcript:
-    """One transcript from the (time-shifted) transcripts of consecutive pieces."""
-    first = pieces[0]
-    segments = [segment for piece in pieces for segment in piece.segments]
-    speech: dict[str, float] = defaultdict(float)
-    for segment in segments:
-        speech[segment.language] += segment.duration
-    return Transcript(
-        source=first.source,
-        duration=round(sum(piece.duration for piece in pieces), 3),
-        segments=segments,
-        model=first.model,
-        languages=sorted(speech, key=speech.get, reverse=True),
-        speakers=[],
-        options=first.options,
-    )
 
 
 class WhisperWorker:

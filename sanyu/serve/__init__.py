@@ -22,8 +22,11 @@ Endpoints:
 
 Errors are JSON in OpenAI's shape ``{"error": {"message", "type", "code", "param"}}``: 401 without
 the API key (when one is set), 413 for an upload over the limit (checked while it streams in),
-415 for content that is not audio or video, 400 for an empty, undecodable or truncated file or a
-bad field, 403 for a job URI outside the allowed roots, 504 past the request timeout.
+415 for content that is not audio or video, 400 for an empty, undecodable, truncated or too long
+file or a bad field, 403 for a job URI outside the allowed roots, 408 for a job whose upload
+does not arrive in time, 429 (with ``Retry-After``) when the server holds all it may
+(`sanyu.serve.admission`), 504 past the request timeout. ``/openapi.json``, ``/docs`` and
+``/redoc`` need the key too. docs/hardening.md lists every bound.
 """
 
 from sanyu.serve.application import build_app

@@ -123,6 +123,10 @@ class Coalescer:
     worker per replica (returning a future per item at once) which, each time the model is free,
     takes the oldest waiting items, up to ``max_items`` and ``max_seconds`` of audio (at least
     one item), and runs them in one call.
+
+    Items ``bulk`` says are bulk work (the pieces of long recordings, jobs) wait in a queue of
+    their own, taken only when no other item waits: a short request waits for at most the call
+    the model is on.
     """
 
     def __init__(
@@ -132,25 +136,29 @@ class Coalescer:
         max_seconds: float,
         seconds: Callable[[T], float],
         stats: BatchStats | None = None,
+        bulk: Callable[[T], bool] = lambda item: False,
     ):
         self.run = run
         self.max_items = max_items
         self.max_seconds = max_seconds
         self.seconds = seconds
         self.stats = stats
-        self._pending: deque = deque()
+        self.bulk = bulk
+        self._pending: deque = deque()  # interactive items first
+        self._bulk: deque = deque()
         self._worker = None
 
     @property
     def waiting(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + len(self._bulk)
 
     def enqueue(self, items: list[T]) -> list[Any]:
         """Queue ``items`` for the model; one asyncio future per item, resolved with its result
         (an exception object in place of a failed item's result). Call from the event loop."""
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in items]
-        self._pending.extend(zip(items, futures))
+        for item, future in zip(items, futures):
+            (self._bulk if self.bulk(item) else self._pending).append((item, future))
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._work())
         return futures
@@ -158,21 +166,22 @@ class Coalescer:
     def _take(self) -> list[tuple[T, Any]]:
         taken: list[tuple[T, Any]] = []
         total = 0.0
-        while self._pending and len(taken) < self.max_items:
-            item, future = self._pending[0]
-            if future.done():  # cancelled while waiting
-                self._pending.popleft()
-                continue
-            seconds = self.seconds(item)
-            if taken and total + seconds > self.max_seconds:
-                break
-            self._pending.popleft()
-            taken.append((item, future))
-            total += seconds
+        for queue in (self._pending, self._bulk):
+            while queue and len(taken) < self.max_items:
+                item, future = queue[0]
+                if future.done():  # cancelled while waiting
+                    queue.popleft()
+                    continue
+                seconds = self.seconds(item)
+                if taken and total + seconds > self.max_seconds:
+                    return taken
+                queue.popleft()
+                taken.append((item, future))
+                total += seconds
         return taken
 
     async def _work(self) -> None:
-        while self._pending:
+        while self._pending or self._bulk:
             taken = self._take()
             if not taken:
                 continue

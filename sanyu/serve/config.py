@@ -55,7 +55,21 @@ class ServeConfig(BaseModel):
     request_timeout_s: float = 900.0  # /v1/audio/transcriptions, upload to answer -> 504
     max_audio_s: float = 12 * 3600.0  # longest recording a job decodes
     max_request_audio_s: float = 2 * 3600.0  # longest for /v1/audio/transcriptions (else: a job)
+    max_diarize_audio_s: float = 2 * 3600.0  # longest recording diarized (decoded whole for it)
     allow_diarize: bool = True
+
+    # Admission (sanyu.serve.admission), per ingress replica: over a bound, 429 + Retry-After.
+    max_pending_requests: int = 128  # /v1/audio/transcriptions in progress
+    max_queued_jobs: int = 32  # jobs queued or running
+    max_spool_mb: float = 2048.0  # uploads held on disk, requests and jobs together
+    max_long_recordings: int = 2  # recordings of several pieces in progress; the rest wait
+    retry_after_s: float = 10.0  # what a 429 tells the client to wait
+    upload_timeout_s: float = 600.0  # a job's upload (or JSON body) must arrive within this
+    job_timeout_s: float = 12 * 3600.0  # a job's deadline, from when it starts running
+    # Long recordings are transcribed in pieces of about this length (sanyu.pieces), each a
+    # turn on the model: a short request waits for at most one piece.
+    piece_seconds: float = 180.0
+    job_heartbeat_s: float = 30.0  # a queued or running job's record is renewed this often
     preload_diarizer: bool = True  # load pyannote at start (readyz waits for it)
 
     # Model replicas: a number, or "auto" (autoscaling from 1 to max_replicas).
@@ -102,8 +116,15 @@ class ServeConfig(BaseModel):
             raise ValueError("max_batch_size and max_replicas must be at least 1")
         if self.max_upload_mb <= 0:
             raise ValueError("max_upload_mb must be positive")
-        if self.max_batch_audio_s <= 0 or self.request_timeout_s <= 0:
-            raise ValueError("max_batch_audio_s and request_timeout_s must be positive")
+        positive = ("max_batch_audio_s", "request_timeout_s", "upload_timeout_s", "job_timeout_s",
+                    "max_spool_mb", "retry_after_s", "job_heartbeat_s", "max_audio_s",
+                    "max_request_audio_s", "max_diarize_audio_s")
+        if bad := [name for name in positive if getattr(self, name) <= 0]:
+            raise ValueError(f"{', '.join(bad)} must be positive")
+        if min(self.max_pending_requests, self.max_queued_jobs, self.max_long_recordings) < 1:
+            raise ValueError("max_pending_requests, max_queued_jobs and max_long_recordings must be at least 1")
+        if self.piece_seconds < 10:
+            raise ValueError("piece_seconds must be at least 10")
         self.default_options  # noqa: B018 - TranscribeOptions checks its own fields
         return self
 

@@ -1,14 +1,19 @@
 """The HTTP ingress: FastAPI routes in front of the model deployment.
 
     client ──HTTP──▶ Serve proxy ──▶ SanyuAPI (this FastAPI ingress)
-                                       │ upload streamed to a private temp folder,
-                                       │ size-checked, probed, decoded, folder removed
+                                       │ admitted (or 429), upload streamed to a private
+                                       │ temp folder, size-checked, opened once, probed,
+                                       │ decoded in pieces (sanyu.serve.recording)
                                        ▼
                                      SanyuModel replicas (`sanyu.serve.model`)
 
 Routes (see ``sanyu/serve/__init__.py`` for the whole contract):
 ``POST /v1/audio/transcriptions`` (OpenAI-compatible), ``POST /v1/jobs``, ``GET /v1/jobs/{id}``,
-``GET /v1/models``, ``GET /v1/stats``, ``GET /healthz``, ``GET /readyz``.
+``GET /v1/models``, ``GET /v1/stats``, ``GET /healthz``, ``GET /readyz``, and the API's schema
+(``/openapi.json``, ``/docs``, ``/redoc``) behind the key like the rest of ``/v1``.
+
+Every request runs within its deadline (``request_timeout_s``; ``X-Sanyu-Timeout`` may only
+shorten it), whatever headers the client sends.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the route signatures' types.
@@ -19,20 +24,21 @@ import time
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from sanyu.adapters.ray_serve import bind_replica_grpc_to_loopback
-from sanyu.audio import Audio
-from sanyu.options import TranscribeOptions
-from sanyu.schema import Transcript
+from sanyu.models.fingerprint import result_fingerprint
+from sanyu.serve.admission import Admission
 from sanyu.serve.config import ServeConfig
 from sanyu.serve.errors import APIError, bad_request, install_handlers, timed_out, unauthorized
 from sanyu.serve.formats import render_response
 from sanyu.serve.jobs import JobManager
 from sanyu.serve.params import parse_request
-from sanyu.serve.upload import check_content_type, load_audio, read_form, safe_label, spool
+from sanyu.serve.recording import Recordings
+from sanyu.serve.upload import check_content_type, open_upload, read_form, safe_label, spool
 
 log = logging.getLogger("sanyu.serve")
 
@@ -46,6 +52,8 @@ api = FastAPI(
     title="Sanyu transcription API",
     description="Cantonese, Mandarin and English transcripts with speakers; OpenAI-compatible.",
     version="1",
+    # Served below, behind the API key: the schema names every route and field.
+    openapi_url=None, docs_url=None, redoc_url=None,
 )
 install_handlers(api)
 
@@ -56,8 +64,11 @@ class SanyuAPI:
         bind_replica_grpc_to_loopback()
         self.model = model
         self.config = config
-        self.jobs = JobManager(config, self.transcribe_audio)
+        self.admission = Admission(config)
+        self.recordings = Recordings(model, config, self.admission)
+        self.jobs = JobManager(config, self.recordings, self.admission, self.fingerprint)
         self._ready_at: float | None = None  # when a model replica last said it was ready
+        self._fingerprint: dict | None = None
 
     # ---- helpers ------------------------------------------------------------------------
 
@@ -82,22 +93,18 @@ class SanyuAPI:
                 timeout = min(timeout, value)
         return timeout
 
-    async def transcribe_audio(self, audio: Audio, options: TranscribeOptions) -> Transcript:
-        response = self.model.transcribe.remote(audio, options)
-        try:
-            return await response
-        except asyncio.CancelledError:
-            response.cancel()
-            raise
-        except APIError:
-            raise
-        except Exception as exc:
-            cause = getattr(exc, "cause", None) or exc
-            log.error("transcription failed: %s", exc)
-            raise APIError(
-                500, f"transcription failed: {type(cause).__name__}: {str(cause)[:500]}",
-                code="transcription_failed",
-            ) from None
+    async def fingerprint(self) -> dict:
+        """What a job's result key holds of the models as they run (`result_fingerprint`);
+        waits for the models to load (within the job's deadline)."""
+        if self._fingerprint is None:
+            while not (state := await self.model.ready.remote()).get("compute_type"):
+                if state.get("error"):
+                    raise APIError(503, f"not ready: {state['error']}", code="not_ready")
+                await asyncio.sleep(1.0)
+            self._fingerprint = await asyncio.to_thread(
+                result_fingerprint, self.config.model, state["compute_type"], self.config.piece_seconds
+            )
+        return self._fingerprint
 
     # ---- routes -------------------------------------------------------------------------
 
@@ -144,23 +151,41 @@ class SanyuAPI:
 
     @api.get("/v1/stats")
     async def stats(self, request: Request) -> dict[str, Any]:
-        """How requests were batched on the replica that answers, and its Ray node."""
+        """How requests were batched on the replica that answers, its Ray node, and what this
+        ingress holds (requests, jobs, upload bytes, long recordings waiting)."""
         self.authorize(request)
-        return await self.model.batch_stats.remote()
+        return {**await self.model.batch_stats.remote(), "admission": self.admission.stats()}
+
+    @api.get("/openapi.json", include_in_schema=False)
+    async def openapi(self, request: Request) -> JSONResponse:
+        self.authorize(request)
+        return JSONResponse(api.openapi())
+
+    @api.get("/docs", include_in_schema=False)
+    async def docs(self, request: Request) -> HTMLResponse:
+        self.authorize(request)
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=api.title)
+
+    @api.get("/redoc", include_in_schema=False)
+    async def redoc(self, request: Request) -> HTMLResponse:
+        self.authorize(request)
+        return get_redoc_html(openapi_url="/openapi.json", title=api.title)
 
     @api.post("/v1/audio/transcriptions")
     async def transcriptions(self, request: Request):
         """OpenAI's `audio.transcriptions.create`, with Sanyu's extra fields."""
         self.authorize(request)
         timeout = self.timeout_for(request)
-        try:
-            return await asyncio.wait_for(self._transcription(request), timeout)
-        except TimeoutError:
-            raise timed_out(timeout) from None
+        with self.admission.requests.take():
+            try:
+                return await asyncio.wait_for(self._transcription(request), timeout)
+            except TimeoutError:
+                raise timed_out(timeout) from None
 
     async def _transcription(self, request: Request):
-        async with spool(self.config.spool_dir) as directory:
-            form = await read_form(request, directory, self.config.max_upload_bytes)
+        share = self.admission.spool.reserve()
+        async with spool(self.config.spool_dir, share) as directory:
+            form = await read_form(request, directory, self.config.max_upload_bytes, share)
             if form.file is None:
                 raise bad_request(
                     "no audio: send the recording as the multipart field 'file'",
@@ -169,11 +194,12 @@ class SanyuAPI:
             label = safe_label(form.file.filename)
             check_content_type(form.file.content_type, label)
             params = parse_request(form, self.config.default_options, self.config.allow_diarize)
-            audio = await asyncio.to_thread(
-                load_audio, form.file.path, label, self.config.max_request_audio_s,
-                "; send long recordings to POST /v1/jobs",
-            )
-        transcript = await self.transcribe_audio(audio, params.options)
+            media, _ = await asyncio.to_thread(open_upload, form.file.path, label)
+            with media:
+                transcript = await self.recordings.transcribe(
+                    media, params.options, self.config.max_request_audio_s,
+                    too_long_hint="; send long recordings to POST /v1/jobs",
+                )
         return render_response(
             transcript, params.response_format, params.granularities, params.options.speaker_names
         )

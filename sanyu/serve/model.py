@@ -1,6 +1,8 @@
 """The model deployment: one loaded Transcriber per replica; concurrent requests are batched
-onto it with ``@serve.batch`` (grouped by options, cut by audio seconds: `sanyu.serve.batching`)
-and run through `Transcriber.transcribe_many`."""
+onto it with ``@serve.batch`` (grouped by options, cut by audio seconds, bulk work after
+interactive requests: `sanyu.serve.batching`) and run through `Transcriber.transcribe_many`.
+Diarizing a long recording whole (`sanyu.serve.recording`) runs beside transcription, one at a
+time."""
 
 # No `from __future__ import annotations` here: Ray Serve reads the deployment's signatures.
 import asyncio
@@ -36,6 +38,7 @@ def _available_cpus() -> int:
 class _Item:
     audio: Audio
     options: TranscribeOptions
+    bulk: bool = False  # a piece of a long recording, or a job: after interactive requests
 
 
 # ---------------------------------------------------------------------------------------
@@ -58,6 +61,7 @@ class SanyuModel:
         self.stats = BatchStats()
         self.coalescer = self._new_coalescer()
         self._loaded = threading.Event()
+        self._diarizing = threading.Lock()  # one diarization at a time beside transcription
         self._load_error: str | None = None
         self._load_seconds: float | None = None
         self.transcribe_batch.set_max_batch_size(config.max_batch_size)
@@ -84,6 +88,9 @@ class SanyuModel:
             "error": self._load_error,
             "model": self.config.model_options.model,
             "load_seconds": self._load_seconds,
+            # what a job's result key holds of the model as it runs here ("auto" resolved)
+            "compute_type": self.transcriber.engine.compute_type if self._loaded.is_set()
+            and self._load_error is None else None,
         }
 
     def _new_coalescer(self) -> Coalescer:
@@ -93,20 +100,34 @@ class SanyuModel:
             max_seconds=self.config.max_batch_audio_s,
             seconds=lambda item: item.audio.duration,
             stats=self.stats,
+            bulk=lambda item: item.bulk,
         )
 
     def batch_stats(self) -> dict[str, Any]:
         return {**self.stats.to_dict(), "waiting": self.coalescer.waiting, "node": self.node}
 
-    async def transcribe(self, audio: Audio, options: TranscribeOptions) -> Transcript:
+    async def _wait_loaded(self) -> None:
         while not self._loaded.is_set():
             await asyncio.sleep(0.1)
         if self._load_error:
             raise RuntimeError(f"models failed to load: {self._load_error}")
-        result = await (await self.transcribe_batch(_Item(audio, options)))
+
+    async def transcribe(self, audio: Audio, options: TranscribeOptions, bulk: bool = False) -> Transcript:
+        await self._wait_loaded()
+        result = await (await self.transcribe_batch(_Item(audio, options, bulk)))
         if isinstance(result, BaseException):
             raise result
         return result
+
+    async def diarize(self, audio: Audio, transcript: Transcript, options: TranscribeOptions) -> Transcript:
+        """Speakers on the transcript of a whole recording (transcribed in pieces)."""
+        await self._wait_loaded()
+
+        def run() -> Transcript:
+            with self._diarizing:
+                return self.transcriber.diarize(audio, transcript, options)
+
+        return await asyncio.to_thread(run)
 
     # Requests are batched here (max_batch_size and the wait are set from the config in
     # __init__). Serve forms the next batch while the model is still busy with the last one, so

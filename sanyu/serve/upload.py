@@ -4,22 +4,22 @@ The request body is read chunk by chunk; the file part goes straight into a temp
 per-request folder that is always removed (``spool_dir``), other fields are kept in memory
 (small, capped). The size limit is checked against ``Content-Length`` before anything is read and
 then against the bytes actually received, as they arrive, so an oversize upload is refused
-without being stored.
+without being stored; so is the server's upload space as a whole (`sanyu.serve.admission`: 429
+when it is full).
 
-ffmpeg only ever sees a file this server wrote, under a name it chose, and first through
-``ffprobe`` restricted to the ``file`` protocol and a list of plain audio/video demuxers: a
-playlist or concat script (HLS, DASH, ffconcat...) that could point ffmpeg at other files or
-URLs is refused before it is decoded.
+ffmpeg only ever sees a file this server wrote, through the one decoder (`sanyu.audio`: the
+``file`` protocol and plain audio/video demuxers only, so a playlist or concat script that could
+point ffmpeg at other files or URLs is refused; bounded in length and time). `open_upload` opens
+it once and probes it; `audio_error` turns the decoder's reasons into HTTP errors.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -28,9 +28,10 @@ from pathlib import Path
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from sanyu.audio import Audio, decode_audio
+from sanyu.audio import MediaFile, MediaInfo, probe
 from sanyu.errors import AudioError
 from sanyu.paths import is_media
+from sanyu.serve.admission import SpoolShare
 from sanyu.serve.errors import APIError, bad_request, too_large, unsupported_media
 
 MAX_FIELDS = 64
@@ -38,13 +39,8 @@ MAX_FIELD_BYTES = 64 * 1024
 # After the limit is passed, up to this many more bytes are read and dropped, so that a client
 # still sending its body can read the 413 instead of seeing its connection reset.
 DRAIN_BYTES = 32 * 1024 * 1024
+DRAIN_S = 5.0
 
-# ffprobe's demuxer names for plain audio/video containers (no playlists, no scripts, no images).
-ALLOWED_DEMUXERS = (
-    "wav,w64,flac,mp3,ogg,matroska,webm,mov,mp4,m4a,3gp,3g2,mj2,aac,avi,asf,amr,amrnb,amrwb,"
-    "caf,aiff,au,mpeg,mpegts,mpegps,flv,wv,ape,tta,mpc,mpc8,dts,ac3,eac3,truehd,mlp,loas,"
-    "latm,s16le,opus,shn,voc,xwma,gsm,sox,rm,nut"
-)
 _UNSAFE_LABEL = re.compile(r"[^\w.\- ()\[\]]+", re.UNICODE)
 # Content types that are clearly not audio or video: refused with 415 before ffmpeg runs.
 _NOT_MEDIA = re.compile(
@@ -76,15 +72,23 @@ class Form:
 
 
 @contextlib.asynccontextmanager
-async def spool(root: str | os.PathLike | None) -> AsyncIterator[Path]:
-    """A private temporary folder for one request, removed on the way out whatever happens."""
-    if root is not None:
-        os.makedirs(root, exist_ok=True)
-    directory = Path(tempfile.mkdtemp(prefix="sanyu-upload-", dir=root))
+async def spool(root: str | os.PathLike | None, share: SpoolShare | None = None) -> AsyncIterator[Path]:
+    """A private temporary folder for one request, removed on the way out whatever happens
+    (and the upload space it held given back)."""
+    directory = make_spool_folder(root, "sanyu-upload-")
     try:
         yield directory
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+        if share is not None:
+            share.release()
+
+
+def make_spool_folder(root: str | os.PathLike | None, prefix: str) -> Path:
+    """A new private folder under ``root`` (default: the system's temporary folder)."""
+    if root is not None:
+        os.makedirs(root, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
 
 
 def _declared_length(request: Request) -> int | None:
@@ -101,27 +105,44 @@ def _declared_length(request: Request) -> int | None:
 
 
 async def _drain(stream: AsyncIterator[bytes], budget: int) -> None:
-    with contextlib.suppress(Exception):
+    """Read and drop up to ``budget`` bytes of what the client is still sending (for
+    ``DRAIN_S`` at most), so that it can read the error instead of a reset connection."""
+
+    async def drain() -> None:
+        left = budget
         async for chunk in stream:
-            budget -= len(chunk)
-            if budget < 0:
+            left -= len(chunk)
+            if left < 0:
                 return
 
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(drain(), DRAIN_S)
 
-async def limited_stream(request: Request, max_bytes: int) -> AsyncIterator[bytes]:
-    """The request body, chunk by chunk; 413 as soon as more than ``max_bytes`` arrive."""
+
+async def limited_stream(request: Request, max_bytes: int, share: SpoolShare | None = None) -> AsyncIterator[bytes]:
+    """The request body, chunk by chunk; 413 as soon as more than ``max_bytes`` arrive, 429
+    when ``share`` of the server's upload space cannot hold it."""
     declared = _declared_length(request)
     stream = request.stream()
     if declared is not None and declared > max_bytes:
         if declared - max_bytes <= DRAIN_BYTES:
             await _drain(stream, DRAIN_BYTES)
         raise too_large(max_bytes)
+    if share is not None and declared is not None and declared > share.room():
+        await _drain(stream, min(declared, DRAIN_BYTES))
+        share.take(declared)  # raises the 429
     received = 0
     async for chunk in stream:
         received += len(chunk)
         if received > max_bytes:
             await _drain(stream, DRAIN_BYTES)
             raise too_large(max_bytes)
+        if share is not None:
+            try:
+                share.take(len(chunk))
+            except APIError:
+                await _drain(stream, DRAIN_BYTES)
+                raise
         yield chunk
 
 
@@ -224,9 +245,11 @@ class _Parser:
 
 
 async def read_form(
-    request: Request, directory: Path, max_bytes: int, file_field: str = "file"
+    request: Request, directory: Path, max_bytes: int, share: SpoolShare | None = None,
+    file_field: str = "file",
 ) -> Form:
-    """Parse a ``multipart/form-data`` body, the file part into ``directory``."""
+    """Parse a ``multipart/form-data`` body, the file part into ``directory`` (counted against
+    ``share`` of the upload space)."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data":
         raise APIError(
@@ -247,7 +270,7 @@ async def read_form(
         )
     }
     parser = MultipartParser(boundary, callbacks)
-    stream = limited_stream(request, max_bytes)
+    stream = limited_stream(request, max_bytes, share)
     try:
         async for chunk in stream:
             try:
@@ -292,59 +315,37 @@ def _looks_like_text(head: bytes) -> bool:
     return True
 
 
-def probe_format(path: Path, label: str) -> str:
-    """The container's demuxer name, read by ffprobe limited to local files and plain media
-    demuxers. 400 for an empty or unreadable file, 415 for text (playlists included)."""
+def open_upload(path: Path, label: str) -> tuple[MediaFile, MediaInfo]:
+    """The uploaded file opened (once) and checked by `check_media`; the caller closes the
+    MediaFile."""
     try:
-        size = path.stat().st_size if path.is_file() else -1
-    except OSError:
-        size = -1
-    if size < 0:
-        raise bad_request(f"{label}: not found or not a readable file", code="invalid_audio", param="file")
-    if size == 0:
-        raise bad_request(f"{label}: empty file (0 bytes)", code="empty_file", param="file")
-    with open(path, "rb") as handle:
-        head = handle.read(4096)
-    if _looks_like_text(head):
-        raise unsupported_media(
-            f"{label}: unsupported media: a text file, not audio or video"
-        )
-    command = [
-        "ffprobe", "-v", "error", "-hide_banner", "-protocol_whitelist", "file",
-        "-format_whitelist", ALLOWED_DEMUXERS, "-print_format", "json", "-show_format",
-        "-show_streams", f"file:{path}",
-    ]
-    try:
-        done = subprocess.run(command, capture_output=True, timeout=60, check=False)
-    except subprocess.TimeoutExpired:
-        raise bad_request(f"{label}: could not be read in time", code="invalid_audio") from None
-    if done.returncode != 0:
-        lines = [ln for ln in done.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-        reason = lines[-1].split(": ", 1)[-1].strip() if lines else ""
-        if reason in ("", "Invalid argument", "Invalid data found when processing input"):
-            reason = "format not recognised"
-        raise bad_request(
-            f"{label}: not a readable audio or video file ({reason})", code="invalid_audio",
-            param="file",
-        )
-    info = json.loads(done.stdout or b"{}")
-    if not any(s.get("codec_type") == "audio" for s in info.get("streams", [])):
-        raise bad_request(
-            f"{label}: no audio stream (not an audio or video file with sound)",
-            code="invalid_audio", param="file",
-        )
-    return info.get("format", {}).get("format_name", "")
-
-
-def load_audio(path: Path, label: str, max_duration: float, too_long_hint: str = "") -> Audio:
-    """Probe, then decode with the library's decoder; every failure a 400 naming the reason."""
-    probe_format(path, label)
-    try:
-        audio = decode_audio(path, max_duration=max_duration)
+        media = MediaFile.open(path, follow_symlinks=False, name=label)
     except AudioError as exc:
-        hint = too_long_hint if exc.reason.startswith("too long") else ""
-        raise bad_request(
-            f"{label}: {exc.reason}{hint}", code="invalid_audio", param="file"
-        ) from None
-    audio.source = label
-    return audio
+        raise audio_error(exc) from None
+    try:
+        return media, check_media(media)
+    except BaseException:
+        media.close()
+        raise
+
+
+def check_media(media: MediaFile) -> MediaInfo:
+    """Probe an open file: 415 for text (playlists and scripts included) and other formats
+    that are not plain audio or video, 400 for the rest of what cannot be decoded."""
+    if _looks_like_text(os.pread(media.fd, 4096, 0)):
+        raise unsupported_media(f"{media.name}: unsupported media: a text file, not audio or video")
+    try:
+        return probe(media)
+    except AudioError as exc:
+        raise audio_error(exc) from None
+
+
+def audio_error(exc: AudioError, too_long_hint: str = "") -> APIError:
+    """The HTTP error for a file the decoder refused, naming it and the reason."""
+    reason = exc.reason
+    if reason.startswith("empty file"):
+        return bad_request(f"{exc.path}: {reason}", code="empty_file", param="file")
+    if "not a plain audio or video format" in reason:
+        return unsupported_media(f"{exc.path}: {reason}")
+    hint = too_long_hint if reason.startswith("too long") else ""
+    return bad_request(f"{exc.path}: {reason}{hint}", code="invalid_audio", param="file")
