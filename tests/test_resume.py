@@ -62,8 +62,12 @@ def test_pieces_of_a_killed_run_with_another_piece_length_are_never_joined(ray_l
     assert record["key"] != killed_key  # the piece length is part of the key
     assert record["duration"] == pytest.approx(total, abs=1.0)
     transcript = storage.read_transcript(stem=stem)
-    for part in parts:  # speech from every stretch of the recording, none missing
-        assert any(part.start - 1 <= s.start <= part.end for s in transcript.segments), part
+    # Speech from every part of the recording, none missing: each of the two sentences said three
+    # times (counted in the text: a piece short enough to decode whole keeps Whisper's own, coarser
+    # segment times).
+    said = transcript.text.lower()
+    assert said.count("americans") == 3 and said.count("gold") == 3, [
+        (s.start, s.end, s.text) for s in transcript.segments]
     assert storage.listdir("_sanyu/parts") == []
 
     third = batch(str(recording), out, piece_seconds=20.0)

@@ -11,6 +11,7 @@ from sanyu.transcribe.windows import (
     WINDOW_SECONDS,
     Utterance,
     pack,
+    recording_windows,
     split_by,
     utterance_at,
 )
@@ -27,8 +28,17 @@ def test_consecutive_utterances_share_a_window():
 
 
 def test_a_recording_that_fits_one_window_is_decoded_whole():
-    [window] = pack(_utterances((1.0, 5.0), (9.5, 14.0)), duration=20.0)
+    [window] = recording_windows(_utterances((1.0, 5.0), (9.5, 14.0)), duration=20.0)
     assert window.spans == [(0.0, 20.0)] and len(window.utterances) == 2
+
+
+def test_speech_packed_again_is_never_the_whole_recording():
+    # What a first decode skipped, packed for a second one: only that stretch, even in a recording
+    # short enough to have been decoded whole (else the whole recording is written twice).
+    [window] = pack(_utterances((9.5, 14.0)), duration=20.0)
+    assert window.spans == [(9.5 - EDGE_PAD_S, 14.0 + EDGE_PAD_S)]
+    longer = recording_windows(_utterances((1.0, 5.0), (39.0, 44.0)), duration=60.0)
+    assert [w.spans for w in longer] == [w.spans for w in pack(_utterances((1.0, 5.0), (39.0, 44.0)), 60.0)]
 
 
 def test_windows_never_outgrow_whisper_window():

@@ -16,7 +16,7 @@ import numpy as np
 from sanyu.adapters.faster_whisper import speech_timestamps
 from sanyu.audio import Audio
 from sanyu.transcribe import guards
-from sanyu.transcribe.windows import WINDOW_SECONDS, Utterance, Window, pack
+from sanyu.transcribe.windows import WINDOW_SECONDS, Utterance, Window, recording_windows
 
 # Silero VAD: speech above this probability; a pause of 0.5 s ends an utterance; 0.2 s kept
 # around speech.
@@ -59,7 +59,7 @@ def speech_regions(audio: Audio, vad: bool = True) -> list[tuple[float, float]]:
 
 def windows_of(audio: Audio, regions: list[tuple[float, float]], item: int = 0) -> list[Window]:
     """The decoding windows a recording's speech regions pack into."""
-    return pack([Utterance(item, start, end) for start, end in regions], audio.duration)
+    return recording_windows([Utterance(item, start, end) for start, end in regions], audio.duration)
 
 
 def window_samples(audio: Audio, window: Window) -> np.ndarray:

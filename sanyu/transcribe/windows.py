@@ -119,12 +119,18 @@ def _content(utterances: Sequence[Utterance]) -> float:
     return sum(u.duration for u in utterances) + max(0.0, pauses) + 2 * EDGE_PAD_S
 
 
-def pack(utterances: Sequence[Utterance], duration: float) -> list[Window]:
-    """Consecutive utterances of one recording packed into windows of at most WINDOW_SECONDS,
-    cut at pauses longer than LONG_PAUSE_S. A recording that fits one window is that window,
-    whole, as plain Whisper decodes it: trimming it saves no encoder work."""
+def recording_windows(utterances: Sequence[Utterance], duration: float) -> list[Window]:
+    """A recording's first windows: the recording itself, whole, when it fits one window (as
+    plain Whisper decodes it: trimming it saves no encoder work), else its utterances packed."""
     if utterances and duration <= WINDOW_SECONDS:
         return [Window(utterances[0].item, list(utterances), [(0.0, duration)])]
+    return pack(utterances, duration)
+
+
+def pack(utterances: Sequence[Utterance], duration: float) -> list[Window]:
+    """Consecutive utterances of one recording packed into windows of at most WINDOW_SECONDS,
+    cut at pauses longer than LONG_PAUSE_S (speech decoded again is packed this way too, never
+    as the whole recording)."""
     groups: list[list[Utterance]] = []
     for utterance in utterances:
         group = groups[-1] if groups else None
