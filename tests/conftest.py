@@ -24,6 +24,12 @@ SHARED_EVAL = REPO.parent / "shared" / "eval"
 sys.path.append(str(REPO / "bench"))
 
 
+def pytest_collection_modifyitems(items):
+    """Tests on the session's Serve app run last, each file in its own order: once started, its
+    replicas hold part of the local Ray's CPUs for the rest of the session."""
+    items.sort(key=lambda item: "server" in getattr(item, "fixturenames", ()))
+
+
 def eval_clip(relative: str) -> Path:
     """A clip from ../shared/eval, or a skip that says why."""
     path = SHARED_EVAL / relative

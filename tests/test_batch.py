@@ -247,6 +247,32 @@ def test_cli_exit_code_and_summary(ray_local, tmp_path):
     assert result.exit_code == 2 and "nowhere" in result.output
 
 
+def test_a_job_beside_other_work_on_the_cluster_runs_on_what_is_left(ray_local, clips, tmp_path):
+    """An actor of something else (a Serve replica, another job) holds part of the CPUs: the job
+    plans its workers on what is left instead of waiting for ever for what the actor keeps."""
+    import threading
+
+    @ray_local.remote(num_cpus=0.75)
+    class Holder:
+        def ping(self) -> int:
+            return 1
+
+    holder = Holder.remote()
+    ray_local.get(holder.ping.remote())
+    (tmp_path / "in").mkdir()
+    shutil.copy(clips["en_jfk_whisper"].path, tmp_path / "in")
+    done: list = []
+    try:
+        job = threading.Thread(target=lambda: done.append(batch(str(tmp_path / "in"), tmp_path / "out")),
+                               daemon=True)
+        job.start()
+        job.join(timeout=300)
+        assert done, "the job waited for CPUs another actor holds"
+        assert (done[0].ok, done[0].failed) == (1, 0)
+    finally:
+        ray_local.kill(holder)
+
+
 def test_transcribe_and_batch_name_the_same_inputs_alike(ray_local, clips, tmp_path):
     from click.testing import CliRunner
 

@@ -33,12 +33,14 @@ class Plan:
 
 
 def plan_for_cluster(workers: int | None, model: ModelOptions, diarize: bool) -> Plan:
-    """`plan_workers` for the resources of the Ray cluster this process is connected to."""
-    resources = ray.cluster_resources()
+    """`plan_workers` for the resources of the Ray cluster this process is connected to that
+    nothing else holds (a Serve app or another job on the same cluster): planned on all of
+    them, the job's actors would wait forever for what the others keep."""
+    resources = ray.available_resources()
     node_cpus = max(
         (float(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")), default=0.0
     )
-    cpus = float(resources.get("CPU", 1.0))
+    cpus = float(resources.get("CPU", 0.0)) or 1.0
     return plan_workers(
         workers, model, diarize, cpus=cpus, gpus=float(resources.get("GPU", 0.0)),
         node_cpus=node_cpus or cpus, memory=float(resources.get("memory", 0.0)),
