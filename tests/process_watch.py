@@ -125,6 +125,11 @@ def main() -> None:
                 if not left or elapsed > float(words[1]):
                     break
                 time.sleep(0.2)
+            # The main process may have become a zombie (no longer "live") after the last reap.
+            deadline = time.monotonic() + 2
+            while not left and main_process.pid not in EXITS and time.monotonic() < deadline:
+                _reap()
+                time.sleep(0.05)
             answer = {"left": sorted(left.items()), "seconds": round(elapsed, 1),
                       "returncode": EXITS.get(main_process.pid)}
             for pid in left:

@@ -120,11 +120,13 @@ def evaluate_language_id(
     gap_s: float = 1.0,
     exclude: tuple[str, ...] = (),
     clips: list[Clip] | None = None,
+    alone: bool = True,
 ) -> LanguageIdResult:
     """Join the `per_language` longest yue, zh and en clips (interleaved, `gap_s` apart) into one
     file, like turns of a meeting; score per-segment language tags and error rates.
 
-    ``clips``: choose among these instead of every clip under ``root``.
+    ``clips``: choose among these instead of every clip under ``root``; ``alone``: also transcribe
+    each part on its own, for `pooled_parts`.
     Accuracy counts each output segment against the language of the part it overlaps most.
     """
     by_language = defaultdict(list)
@@ -155,8 +157,9 @@ def evaluate_language_id(
     for index, (part, clip) in enumerate(zip(parts, order)):
         joined_text = join_texts(texts[index])
         joined_scores[part.language].append(score(part.reference, joined_text, part.language))
-        alone = transcriber.transcribe_file(clip.path, options)
-        part_scores[part.language].append(score(part.reference, alone.text, part.language))
+        if alone:
+            text = transcriber.transcribe_file(clip.path, options).text
+            part_scores[part.language].append(score(part.reference, text, part.language))
     return LanguageIdResult(
         accuracy=correct / total if total else 0.0,
         segments=total,

@@ -54,7 +54,8 @@ def evaluate_folds(
                 trained_on = ",".join(f for f in by_fold if f != fold)
             results = evaluate_clips(mine, transcriber, options, baseline, progress)
             joined = (
-                evaluate_language_id(root, transcriber, options, clips=mine) if language_id else None
+                evaluate_language_id(root, transcriber, options, clips=mine, alone=False)
+                if language_id else None
             )
             out.append(FoldResult(fold, trained_on, results, joined))
     finally:
