@@ -29,7 +29,9 @@ def _tricks(folder: Path, secret: Path) -> dict[str, bytes]:
     }
 
 
-def test_4_transcribe_refuses_playlists_named_like_recordings(tmp_path):
+def _tricked_folder(tmp_path: Path) -> Path:
+    """A folder of playlists and scripts named like recordings, each naming a real recording
+    outside it (elsewhere/secret.flac)."""
     secret = tmp_path / "elsewhere" / "secret.flac"
     secret.parent.mkdir()
     secret.write_bytes(eval_clip("en/en_jfk_whisper.flac").read_bytes())
@@ -37,6 +39,11 @@ def test_4_transcribe_refuses_playlists_named_like_recordings(tmp_path):
     inputs.mkdir()
     for name, data in _tricks(inputs, secret).items():
         (inputs / name).write_bytes(data)
+    return inputs
+
+
+def test_4_transcribe_refuses_playlists_named_like_recordings(tmp_path):
+    inputs = _tricked_folder(tmp_path)
     (inputs / "real.wav").write_bytes(eval_clip("en/en_speechrecognition_english.wav").read_bytes())
     env = dict(os.environ)
     set_offline_local_defaults(env)
@@ -55,13 +62,7 @@ def test_4_transcribe_refuses_playlists_named_like_recordings(tmp_path):
 
 
 def test_4_batch_refuses_playlists_named_like_recordings(ray_local, tmp_path):  # noqa: F811
-    secret = tmp_path / "elsewhere" / "secret.flac"
-    secret.parent.mkdir()
-    secret.write_bytes(eval_clip("en/en_jfk_whisper.flac").read_bytes())
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    for name, data in _tricks(inputs, secret).items():
-        (inputs / name).write_bytes(data)
+    inputs = _tricked_folder(tmp_path)
     summary = batch(str(inputs), tmp_path / "out")
     assert {Path(f.path).name: f.status for f in summary.files} == dict.fromkeys(
         ("meeting.wav", "minutes.mp3", "notes.m4a"), "failed")

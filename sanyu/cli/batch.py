@@ -29,7 +29,9 @@ _DEFAULTS = BatchSettings(output="")
              "each, 1 by default), as many as fit in half the memory. With --diarize, "
              "one diarizer per two workers.")
 @option("--files-per-batch", type=click.IntRange(min=1), default=_DEFAULTS.files_per_batch,
-        show_default=True, help="Recordings (or pieces) each worker transcribes together.")
+        help="Recordings (or pieces) each worker transcribes together. Default: 1 on CPU "
+             "workers (no worker left alone with a batch at the end), 4 on GPUs (fuller "
+             "batches).")
 @option("--piece-minutes", type=click.FloatRange(min=0.5), default=DEFAULT_PIECE_SECONDS / 60,
         show_default=True, help="Longer recordings are cut at pauses into pieces of about this length.")
 @option("--progress/--no-progress", default=_DEFAULTS.progress, show_default=True,

@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 # long recording come out of one `prepare` task, and in one block they would all go to one
 # Whisper worker, one after another.
 PIECE_BLOCK_BYTES = 2**20
+FILES_PER_GPU_CALL = 4  # recordings per Whisper worker call on a GPU (fuller decode batches)
 # A dead actor is restarted without limit; one batch is retried twice, then given up (its
 # inputs are reported as failed) so an input that kills its worker cannot loop.
 RETRY = {"max_restarts": -1, "max_task_retries": 2}
@@ -171,7 +172,7 @@ def _dataset(items: list[InputItem], settings: BatchSettings, plan: Plan, spec: 
         # max_restarts / max_task_retries have no named parameter yet: they go as remote args.
         warnings.simplefilter("ignore", DeprecationWarning)
         ds = ds.map_batches(
-            WhisperWorker, batch_size=max(1, settings.files_per_batch), batch_format="pyarrow",
+            WhisperWorker, batch_size=_files_per_call(settings, plan), batch_format="pyarrow",
             fn_constructor_kwargs={"spec": spec}, compute=ActorPoolStrategy(size=plan.workers),
             **plan.whisper_args, **RETRY,
         )
@@ -179,6 +180,15 @@ def _dataset(items: list[InputItem], settings: BatchSettings, plan: Plan, spec: 
             Finisher, batch_size=1, batch_format="pyarrow", fn_constructor_kwargs={"spec": spec},
             compute=ActorPoolStrategy(size=plan.finishers), **plan.finisher_args, **RETRY,
         )
+
+
+def _files_per_call(settings: BatchSettings, plan: Plan) -> int:
+    """Recordings per Whisper worker call. On CPUs one: a recording's own windows fill the
+    decode batches, and a worker that takes several at its last call works alone while the
+    others wait (bench/RESULTS.md); a GPU wants the fuller batches of several."""
+    if settings.files_per_batch:
+        return settings.files_per_batch
+    return FILES_PER_GPU_CALL if plan.device == "cuda" else 1
 
 
 def _execute(

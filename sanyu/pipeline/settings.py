@@ -21,7 +21,7 @@ class BatchSettings:
     storage_options: dict = field(default_factory=dict)  # fsspec options for inputs and output
     address: str | None = None  # None: a local Ray on 127.0.0.1; else the cluster to join
     workers: int | None = None  # Whisper workers; None: planned from the cluster's resources
-    files_per_batch: int = 4  # recordings (or pieces) a worker transcribes together
+    files_per_batch: int | None = None  # recordings (or pieces) per worker call; None: see driver
     piece_seconds: float = DEFAULT_PIECE_SECONDS  # longer recordings are cut into pieces
     progress: bool = True  # live progress on stderr
     crash_once: str | None = None  # testing only: see JobSpec
