@@ -142,7 +142,9 @@ def run_other_checkout(corpus, folder: Path, checkout: Path, diarize: bool):
     command = [sys.executable, "-m", "sanyu.cli", "batch", str(folder / "in"), "-o", str(out),
                "-f", "json", "--no-progress"] + (["--diarize"] if diarize else [])
     started = time.perf_counter()
-    subprocess.run(command, env={**os.environ, "PYTHONPATH": str(checkout)}, check=True,
+    # Run from the checkout: `python -m` puts the working directory first on the path, ahead
+    # of PYTHONPATH, and Ray's workers start from the driver's directory too.
+    subprocess.run(command, env={**os.environ, "PYTHONPATH": str(checkout)}, cwd=checkout, check=True,
                    stdout=subprocess.DEVNULL)
     elapsed = time.perf_counter() - started
     outputs = {}

@@ -88,6 +88,7 @@ def test_joined_yue_zh_en_parts_keep_their_own_language(shared_eval, backend):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"joined clips under {backend}: {result}")  # the figures, shown with pytest -rP
     tagged: dict[str, dict[str, int]] = {}
     for truth, said, count in result["confusions"]:
         tagged.setdefault(truth, {})[said] = count
