@@ -24,6 +24,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 _PR_SET_CHILD_SUBREAPER, _PR_GET_CHILD_SUBREAPER = 36, 37
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_stop_requested = False
 
 
 def _libc():
@@ -107,10 +109,20 @@ def stop_descendants(grace_s: float = 5.0, spare: set[int] = frozenset()) -> int
     return count
 
 
+def stop_requested() -> bool:
+    """Whether a stop signal reached this command. A signal sent to the whole process group
+    also kills Ray's workers, and the error that makes (an actor died) can reach the code first
+    or replace the KeyboardInterrupt while a library cleans up; that error is the stop, not a
+    failure of the inputs."""
+    return _stop_requested
+
+
 def _interrupt(signum, frame) -> None:
     # The first signal ends the command like Ctrl-C; later ones are ignored, so that the
     # cleanup it starts (bounded in time) runs to its end.
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    global _stop_requested
+    _stop_requested = True
+    for sig in _STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
     raise KeyboardInterrupt
 
@@ -121,12 +133,22 @@ def command_process(grace_s: float = 5.0) -> Iterator[None]:
     SIGTERM, SIGHUP and SIGINT end it like Ctrl-C (KeyboardInterrupt, so its ``finally``
     blocks shut Ray down), orphans of its tree are adopted, and whatever it started that is
     still running when it ends is stopped (processes already below this one when it began are
-    left alone)."""
+    left alone). Once a signal came, the command ends in KeyboardInterrupt whatever else its
+    body raised or returned."""
+    global _stop_requested
+    _stop_requested = False
     spare = descendants()
     adopted = adopt_orphans()
-    handlers = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    handlers = {sig: signal.signal(sig, _interrupt) for sig in _STOP_SIGNALS}
     try:
-        yield
+        try:
+            yield
+        except Exception as exc:
+            if _stop_requested:
+                raise KeyboardInterrupt from exc
+            raise
+        if _stop_requested:
+            raise KeyboardInterrupt
     finally:
         for sig in handlers:
             signal.signal(sig, signal.SIG_IGN)

@@ -49,6 +49,7 @@ from sanyu.models.fingerprint import result_fingerprint
 from sanyu.options import TranscribeOptions
 from sanyu.output import FORMATS, parse_formats
 from sanyu.paths import is_url
+from sanyu.processes import stop_requested
 from sanyu.pipeline.plan import PREPARE_CPUS, Plan, plan_for_cluster
 from sanyu.pipeline.prepare import prepare_batch
 from sanyu.pipeline.progress import BatchProgress
@@ -225,6 +226,8 @@ def _execute(
                     )
                     tracker.done(results[index])
     except Exception as exc:  # the job itself failed (e.g. no worker could start)
+        if stop_requested():  # the signal killed the workers too: a stop, not a failure
+            raise KeyboardInterrupt from exc
         problem = f"{type(exc).__name__}: {exc}"
         log.error("batch job failed: %s", problem)
     for index, item in enumerate(items):
