@@ -118,7 +118,7 @@ class Decoder:
             ]
             chosen = list(first)
             if retry:
-                for k, generation in zip(retry, self._fallback(batch, batch_prompts, caps, retry)):
+                for k, generation in zip(retry, self._fallback(batch, batch_prompts, caps, first, retry)):
                     chosen[k] = generation
             decoded = [
                 Decoded(item.window, self._segments(item.window, g), g, beam)
@@ -146,10 +146,12 @@ class Decoder:
         return self.backend.decode_text(generation.tokens)
 
     def _fallback(
-        self, batch: list[EncodedWindow], prompts: list[list[int]], caps: list[int], rows: list[int]
+        self, batch: list[EncodedWindow], prompts: list[list[int]], caps: list[int],
+        first: list[Generation], rows: list[int],
     ) -> list[Generation]:
-        """faster-whisper's temperature fallback, for the failing rows of a batch together."""
-        attempts: dict[int, list[Generation]] = {k: [] for k in rows}
+        """faster-whisper's temperature fallback, for the failing rows of a batch together
+        (``first``: the beam-search decodes of the whole batch)."""
+        attempts: dict[int, list[Generation]] = {k: [first[k]] for k in rows}
         pending = list(rows)
         for temperature in FALLBACK_TEMPERATURES:
             if not pending:
@@ -171,8 +173,8 @@ class Decoder:
             if k not in pending:
                 chosen.append(tried[-1])
                 continue
-            # Every temperature failed: the most likely attempt that did not loop, as
-            # faster-whisper picks (repetitions are collapsed later).
+            # Every temperature failed: the most likely attempt that did not loop, the beam
+            # search's included, as faster-whisper picks (repetitions are collapsed later).
             unlooped = [g for g in tried if not _failed_by_loop(g, self._text(g))]
             chosen.append(max(unlooped or tried, key=lambda g: g.avg_logprob))
         return chosen
