@@ -17,6 +17,8 @@ from sanyu.evaluation.runner import (
 )
 from sanyu.options import TranscribeOptions
 
+PROBE_LANGUAGES = ("yue", "zh")
+
 
 @dataclass
 class FoldResult:
@@ -42,12 +44,14 @@ def evaluate_folds(
     side by side with plain faster-whisper; its language ID on a join of its own clips."""
     engine = transcriber.engine
     shipped = engine.dialect_probe
-    clips = [c for c in load_clips(root, languages) if c.reference]
-    by_fold = split(clips, read_folds(folds_path))
+    folds = read_folds(folds_path)
+    by_fold = split([c for c in load_clips(root, languages) if c.reference], folds)
+    # The probe learns from both Chinese languages whichever are scored.
+    probe_clips = split(load_clips(root, PROBE_LANGUAGES), folds)
     out = []
     try:
         for fold, mine in by_fold.items():
-            others = [c for f, fold_clips in by_fold.items() if f != fold for c in fold_clips]
+            others = [c for f, fold_clips in probe_clips.items() if f != fold for c in fold_clips]
             trained_on = ""
             if shipped is not None:  # a model the probe applies to: refit without this fold
                 engine.dialect_probe = train(engine, others)
