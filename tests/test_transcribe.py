@@ -148,3 +148,30 @@ def test_without_a_probe_cantonese_words_decide(transcriber, monkeypatch):
     mandarin = transcriber.transcribe_file(eval_clip("zh/zh_funasr_asr_example.wav"), TranscribeOptions())
     assert cantonese.languages[0] == "yue" and any(c in cantonese.text for c in "佢冇嘢")
     assert mandarin.languages == ["zh"]
+
+
+@pytest.mark.slow
+def test_a_fresh_sampler_samples_as_a_fresh_run(transcriber):
+    """`sanyu eval` scores each clip as a fresh run would: temperature fallback samples, and
+    what was sampled before would change a clip's text."""
+    from sanyu.audio import decode_audio
+    from sanyu.evaluation.runner import PlainFasterWhisper
+
+    clip, engine = eval_clip("zh/zh_funasrnano_far_2.wav"), transcriber.engine
+
+    def sample() -> list[int]:
+        backend = engine.backend
+        encoded = backend.encode(backend.features(decode_audio(clip).samples)[None])
+        prompt = backend.prompt("zh", [], None)
+        return backend.generate(encoded.rows([0]), [prompt], [60], beam_size=1, temperature=1.0)[0].tokens
+
+    engine.fresh_sampler()
+    first = sample()
+    assert engine.backend.sampled
+    assert sample() != first  # the generator moved on
+    engine.fresh_sampler()
+    assert not engine.backend.sampled
+    assert sample() == first
+
+    plain = PlainFasterWhisper(engine)  # reloads after a file it sampled
+    assert plain.transcribe(clip) == plain.transcribe(clip)

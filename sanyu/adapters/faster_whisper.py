@@ -150,6 +150,7 @@ class WhisperBackend:
     def __init__(self, path: str, device: str, compute_type: str, cpu_threads: int):
         self.path = path
         self.model = WhisperModel(path, device=device, compute_type=compute_type, cpu_threads=cpu_threads)
+        self.sampled = False  # whether a decode has sampled (temperature fallback) yet
         self.cuda = device == "cuda"
         self.multilingual = self.model.model.is_multilingual
         self.n_mels = self.model.model.n_mels
@@ -228,6 +229,7 @@ class WhisperBackend:
         (CTranslate2's rule); ``caps`` bounds each row's new tokens (the batch runs to the largest,
         and a row past its own cap counts as capped)."""
         longest, prompt_length = max(caps), len(prompts[0])
+        self.sampled = self.sampled or temperature > 0
         max_length = min(self.max_length, max(2 * longest, longest + prompt_length - 1))
         sampling = (
             {"beam_size": 1, "num_hypotheses": best_of, "sampling_topk": 0, "sampling_temperature": temperature}

@@ -1,4 +1,7 @@
-"""`sanyu eval`: Sanyu side by side with plain faster-whisper on the same clips and model."""
+"""`sanyu eval`: Sanyu side by side with plain faster-whisper on the same clips and model.
+
+Each transcription starts from a fresh sampler (temperature fallback samples): a clip's figure
+never depends on which clips, or which system, went before it."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sanyu.adapters.faster_whisper import WhisperBackend
 from sanyu.api import Transcriber
 from sanyu.audio import decode_audio
 from sanyu.evaluation import diarization
@@ -15,6 +19,7 @@ from sanyu.evaluation.dataset import Clip, JoinedPart, join_clips, load_clips
 from sanyu.evaluation.text import Score, pooled, score
 from sanyu.options import TranscribeOptions
 from sanyu.schema import Transcript, join_texts
+from sanyu.transcribe.engine import WhisperEngine
 
 
 @dataclass
@@ -29,13 +34,24 @@ class ClipResult:
     cpwer: diarization.CpWER | None = None  # where the clip has per-speaker references (STM)
 
 
-def plain_faster_whisper(transcriber: Transcriber, clip: Clip, beam_size: int = 5) -> str:
-    """The baseline: `WhisperModel.transcribe` on the same loaded model, defaults, one language
-    detected per file."""
-    segments, _ = transcriber.engine.model.transcribe(
-        decode_audio(clip.path).samples, beam_size=beam_size
-    )
-    return "".join(s.text for s in segments)
+class PlainFasterWhisper:
+    """The baseline: `WhisperModel.transcribe` with its defaults (one language detected per
+    file) on the engine's weights. It has a model of its own, loaded again after a file that
+    sampled (temperature fallback), so its samples never depend on Sanyu's or on the files
+    before: each clip's figure is the one a fresh run on that clip gives."""
+
+    def __init__(self, engine: WhisperEngine):
+        self.engine = engine
+        self.backend: WhisperBackend | None = None
+
+    def transcribe(self, path: str | Path, beam_size: int = 5) -> str:
+        if self.backend is None:
+            self.backend = self.engine.load_backend()
+        samples = decode_audio(path).samples
+        segments = list(self.backend.model.transcribe(samples, beam_size=beam_size)[0])
+        if any(s.temperature > 0 for s in segments):
+            self.backend = None
+        return "".join(s.text for s in segments)
 
 
 def evaluate_clips(
@@ -46,7 +62,9 @@ def evaluate_clips(
     progress=None,
 ) -> list[ClipResult]:
     results = []
+    plain = PlainFasterWhisper(transcriber.engine) if baseline else None
     for clip in clips:
+        transcriber.engine.fresh_sampler()
         started = time.perf_counter()
         transcript = transcriber.transcribe_file(clip.path, options)
         elapsed = time.perf_counter() - started
@@ -61,9 +79,9 @@ def evaluate_clips(
         if options.diarize:
             _score_speakers(result, transcript)
         results.append(result)
-        if baseline and clip.reference:
+        if plain is not None and clip.reference:
             started = time.perf_counter()
-            text = plain_faster_whisper(transcriber, clip, options.beam_size)
+            text = plain.transcribe(clip.path, options.beam_size)
             results.append(
                 ClipResult(
                     clip, "faster-whisper", text, score(clip.reference, text, clip.language),
@@ -144,6 +162,7 @@ def evaluate_language_id(
     with tempfile.TemporaryDirectory() as tmp:
         joined = Path(tmp) / "joined.wav"
         parts = join_clips(order, joined, gap_s)
+        transcriber.engine.fresh_sampler()
         transcript = transcriber.transcribe_file(joined, options)
     confusions: dict[tuple[str, str], int] = defaultdict(int)
     texts: dict[int, list[str]] = defaultdict(list)
@@ -158,6 +177,7 @@ def evaluate_language_id(
         joined_text = join_texts(texts[index])
         joined_scores[part.language].append(score(part.reference, joined_text, part.language))
         if alone:
+            transcriber.engine.fresh_sampler()
             text = transcriber.transcribe_file(clip.path, options).text
             part_scores[part.language].append(score(part.reference, text, part.language))
     return LanguageIdResult(

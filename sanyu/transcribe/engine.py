@@ -77,10 +77,7 @@ class WhisperEngine:
         # Temperature fallback samples. CTranslate2 seeds each worker thread's generator once,
         # from this seed, when the thread first samples: fixing it before the model starts makes
         # a run repeatable (the same files in the same order give the same transcripts).
-        ctranslate2.set_random_seed(FALLBACK_SEED)
-        self.backend = WhisperBackend(
-            self.model_path, self.device, self.compute_type, self.model_options.cpu_threads
-        )
+        self.backend = self.load_backend()
         self.multilingual = self.backend.multilingual
         # faster-whisper accepts language="yue" on every model, but only models whose tokenizer
         # has the token (large-v3 and later) can use it; on others it silently yields garbage.
@@ -95,6 +92,20 @@ class WhisperEngine:
             "Whisper %s on %s (%s): %d mel bins; Cantonese from %s", self.model_options.model,
             self.device, self.compute_type, self.backend.n_mels, cantonese,
         )
+
+    def load_backend(self) -> WhisperBackend:
+        """The engine's model, loaded anew: new worker threads, whose generators are seeded
+        from FALLBACK_SEED when they first sample."""
+        ctranslate2.set_random_seed(FALLBACK_SEED)
+        return WhisperBackend(self.model_path, self.device, self.compute_type, self.model_options.cpu_threads)
+
+    def fresh_sampler(self) -> None:
+        """Sample from here on as a new engine would: the model is loaded again if it has
+        sampled (its worker threads, and so their generators, are new). For scoring each clip
+        independently of the clips before it (`sanyu eval`); a load per call is too dear to do
+        per file in a job."""
+        if self.backend.sampled:
+            self.backend = self.load_backend()
 
     @property
     def model(self):
