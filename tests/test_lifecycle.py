@@ -159,6 +159,11 @@ def test_sanyu_batch_on_loopback_and_stopped_whole(sig, target, tmp_path, shared
         _assert_all_loopback(watched.ask("listening"))
         result = watched.stop(sig, target)
         assert result["left"] == [], f"left after {result['seconds']} s: {result['left']}\n{watched.tail()}"
-        assert result["returncode"] == 130, watched.tail()  # interrupted, not killed
+        # Interrupted, never killed by the signal. A SIGTERM to the whole group also reaches
+        # Ray's raylet and object store, and when they die first Ray ends the driver itself
+        # (exit status 1, "The connection to the plasma store is failed. Terminate the
+        # process."), before Sanyu's cleanup runs; nothing is left either way (above).
+        expected = {130, 1} if (sig, target) == ("TERM", "group") else {130}
+        assert result["returncode"] in expected, watched.tail()
     finally:
         watched.close()
