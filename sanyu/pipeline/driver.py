@@ -49,13 +49,13 @@ from sanyu.models.fingerprint import result_fingerprint
 from sanyu.options import TranscribeOptions
 from sanyu.output import FORMATS, parse_formats
 from sanyu.paths import is_url
-from sanyu.processes import stop_requested
 from sanyu.pipeline.plan import PREPARE_CPUS, Plan, plan_for_cluster
 from sanyu.pipeline.prepare import prepare_batch
 from sanyu.pipeline.progress import BatchProgress
 from sanyu.pipeline.rows import PARTIAL
 from sanyu.pipeline.settings import BatchSettings, JobSpec
 from sanyu.pipeline.workers import Finisher, WhisperWorker
+from sanyu.processes import stop_requested
 from sanyu.results import FAILED, FINAL, OK, REUSED, SKIPPED, BatchSummary, FileResult, Phases
 from sanyu.storage import Storage
 from sanyu.transcribe.engine import resolve_compute_type
