@@ -10,7 +10,7 @@ from sanyu import TranscribeOptions
 from sanyu.audio import decode_audio
 from sanyu.evaluation.coverage import missing_stretches
 from sanyu.evaluation.dataset import load_clips
-from sanyu.evaluation.runner import PlainFasterWhisper
+from sanyu.evaluation.runner import plain_faster_whisper
 from sanyu.schema import Dropped
 from sanyu.transcribe.speech import speech_regions
 
@@ -27,12 +27,11 @@ MIN_WORDS, MIN_CHARACTERS = 3, 5
 def transcripts(transcriber, shared_eval):
     clips = [c for c in load_clips(shared_eval, ("en", "zh", "yue")) if c.reference]
     out = []
-    plain = PlainFasterWhisper(transcriber.engine)
     for clip in clips:
         transcriber.engine.fresh_sampler()
         audio = decode_audio(clip.path)
         transcript = transcriber.transcribe_audio(audio, TranscribeOptions())
-        out.append((clip, audio, transcript, plain.transcribe(clip.path)))
+        out.append((clip, audio, transcript, plain_faster_whisper(transcriber, clip.path)))
     return out
 
 

@@ -155,7 +155,7 @@ def test_a_fresh_sampler_samples_as_a_fresh_run(transcriber):
     """`sanyu eval` scores each clip as a fresh run would: temperature fallback samples, and
     what was sampled before would change a clip's text."""
     from sanyu.audio import decode_audio
-    from sanyu.evaluation.runner import PlainFasterWhisper
+    from sanyu.evaluation.runner import plain_faster_whisper
 
     clip, engine = eval_clip("zh/zh_funasrnano_far_2.wav"), transcriber.engine
 
@@ -173,5 +173,5 @@ def test_a_fresh_sampler_samples_as_a_fresh_run(transcriber):
     assert not engine.backend.sampled
     assert sample() == first
 
-    plain = PlainFasterWhisper(engine)  # reloads after a file it sampled
-    assert plain.transcribe(clip) == plain.transcribe(clip)
+    # the baseline samples this clip too, and starts each transcription from a fresh sampler
+    assert plain_faster_whisper(transcriber, clip) == plain_faster_whisper(transcriber, clip)

@@ -190,6 +190,13 @@ class WhisperBackend:
 
     # ---- model calls --------------------------------------------------------------------
 
+    def transcribe_plain(self, samples: np.ndarray, beam_size: int) -> str:
+        """Plain faster-whisper, `WhisperModel.transcribe` with its defaults (one language
+        detected per file): the baseline Sanyu is measured against."""
+        segments = list(self.model.transcribe(samples, beam_size=beam_size)[0])
+        self.sampled = self.sampled or any(s.temperature > 0 for s in segments)
+        return "".join(s.text for s in segments)
+
     def features(self, samples: np.ndarray) -> np.ndarray:
         """Log-mel features of up to 30 s of audio, padded to a full window."""
         return pad_or_trim(self.model.feature_extractor(samples)[..., :-1])

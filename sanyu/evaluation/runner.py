@@ -11,7 +11,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sanyu.adapters.faster_whisper import WhisperBackend
 from sanyu.api import Transcriber
 from sanyu.audio import decode_audio
 from sanyu.evaluation import diarization
@@ -19,7 +18,6 @@ from sanyu.evaluation.dataset import Clip, JoinedPart, join_clips, load_clips
 from sanyu.evaluation.text import Score, pooled, score
 from sanyu.options import TranscribeOptions
 from sanyu.schema import Transcript, join_texts
-from sanyu.transcribe.engine import WhisperEngine
 
 
 @dataclass
@@ -34,24 +32,12 @@ class ClipResult:
     cpwer: diarization.CpWER | None = None  # where the clip has per-speaker references (STM)
 
 
-class PlainFasterWhisper:
-    """The baseline: `WhisperModel.transcribe` with its defaults (one language detected per
-    file) on the engine's weights. It has a model of its own, loaded again after a file that
-    sampled (temperature fallback), so its samples never depend on Sanyu's or on the files
-    before: each clip's figure is the one a fresh run on that clip gives."""
-
-    def __init__(self, engine: WhisperEngine):
-        self.engine = engine
-        self.backend: WhisperBackend | None = None
-
-    def transcribe(self, path: str | Path, beam_size: int = 5) -> str:
-        if self.backend is None:
-            self.backend = self.engine.load_backend()
-        samples = decode_audio(path).samples
-        segments = list(self.backend.model.transcribe(samples, beam_size=beam_size)[0])
-        if any(s.temperature > 0 for s in segments):
-            self.backend = None
-        return "".join(s.text for s in segments)
+def plain_faster_whisper(transcriber: Transcriber, path: str | Path, beam_size: int = 5) -> str:
+    """The baseline: `WhisperModel.transcribe` with its defaults on the engine's model, from a
+    fresh sampler as each of Sanyu's transcriptions here."""
+    engine = transcriber.engine
+    engine.fresh_sampler()
+    return engine.backend.transcribe_plain(decode_audio(path).samples, beam_size)
 
 
 def evaluate_clips(
@@ -62,7 +48,6 @@ def evaluate_clips(
     progress=None,
 ) -> list[ClipResult]:
     results = []
-    plain = PlainFasterWhisper(transcriber.engine) if baseline else None
     for clip in clips:
         transcriber.engine.fresh_sampler()
         started = time.perf_counter()
@@ -79,9 +64,9 @@ def evaluate_clips(
         if options.diarize:
             _score_speakers(result, transcript)
         results.append(result)
-        if plain is not None and clip.reference:
+        if baseline and clip.reference:
             started = time.perf_counter()
-            text = plain.transcribe(clip.path, options.beam_size)
+            text = plain_faster_whisper(transcriber, clip.path, options.beam_size)
             results.append(
                 ClipResult(
                     clip, "faster-whisper", text, score(clip.reference, text, clip.language),
