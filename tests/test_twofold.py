@@ -15,9 +15,11 @@ FOLDS = {
 }
 
 
-def test_scoring_one_language_still_refits_the_probe_on_the_other_fold(tmp_path, shared_eval, transcriber, monkeypatch):
+def test_scoring_one_language_refits_the_probe_on_the_other_fold_and_joins_its_clips(tmp_path, shared_eval, transcriber, monkeypatch):
     import sanyu.evaluation.twofold as twofold
+    from sanyu.audio import decode_audio
     from sanyu.options import TranscribeOptions
+    from sanyu.schema import join_texts
 
     rows = ["file\tfold"] + [f"{path}\t{fold}" for fold, paths in FOLDS.items() for path in paths]
     (tmp_path / "FOLDS.tsv").write_text("\n".join(rows) + "\n")
@@ -38,4 +40,12 @@ def test_scoring_one_language_still_refits_the_probe_on_the_other_fold(tmp_path,
         assert sorted(r.clip.relative for r in fold.results) == sorted(p for p in FOLDS[fold.fold] if p.startswith("yue/"))
         # transcribed and scored (an empty transcript scores 1.0)
         assert all(r.hypothesis and r.score.rate < 0.8 for r in fold.results), [(r.clip.name, r.score.rate) for r in fold.results]
+        # and the fold's Cantonese clips, joined in name order, as one long recording
+        [joined] = fold.joined
+        members = sorted((p for p in FOLDS[fold.fold] if p.startswith("yue/")), key=lambda p: p.split("/")[1])
+        durations = [decode_audio(shared_eval / p).duration for p in members]
+        assert joined.clip.language == "yue" and joined.system == "sanyu"
+        assert joined.audio_seconds == pytest.approx(sum(durations) + len(durations), abs=0.05)
+        assert joined.clip.reference == join_texts([(shared_eval / p).with_suffix(".txt").read_text().strip() for p in members])
+        assert joined.hypothesis and joined.score.rate < 0.8
     assert transcriber.engine.dialect_probe is shipped  # the shipped probe is back

@@ -17,6 +17,9 @@ from sanyu.evaluation.dataset import load_clips
         help="Folders to score (en, zh, yue, multi).")
 @option("--language-id/--no-language-id", default=True, show_default=True,
         help="Score per-segment language tags on joined yue+zh+en clips.")
+@option("--joined/--no-joined", default=True, show_default=True,
+        help="With --folds: also score each fold's clips of a language joined into one long "
+             "recording (windows packed as in a meeting).")
 @option("--folds", "folds_file", type=click.Path(exists=True, dir_okay=False), default=None,
         help="A two-fold split (TSV: file, fold, like ../shared/eval/FOLDS.tsv): report each "
              "fold with the settings fit on the other (the dialect probe), never on its own "
@@ -24,7 +27,7 @@ from sanyu.evaluation.dataset import load_clips
 @model_options
 @transcribe_options
 @log_option
-def eval_command(manifest_dir, baseline, languages, language_id, folds_file, **kwargs):
+def eval_command(manifest_dir, baseline, languages, language_id, joined, folds_file, **kwargs):
     """Score transcripts of MANIFEST_DIR (laid out like ../shared/eval): WER (en), CER (zh, yue),
     language-ID accuracy and, with --diarize, DER (0.25 s and 0 s collars, overlap scored, with
     missed speech, false alarm and confusion) where an RTTM exists and cpWER where an STM does."""
@@ -40,7 +43,7 @@ def eval_command(manifest_dir, baseline, languages, language_id, folds_file, **k
     if folds_file:
         print_fold_report(evaluate_folds(
             manifest_dir, folds_file, transcriber, options, baseline, language_id, csv(languages),
-            progress=progress,
+            progress=progress, joined=joined,
         ))
         return
     clips = load_clips(manifest_dir, csv(languages))

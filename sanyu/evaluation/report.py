@@ -142,3 +142,20 @@ def print_fold_report(folds: list[FoldResult], console: Console | None = None) -
                 f"fold {fold.fold} language ID on its joined clips: "
                 f"{100 * fold.language_id.accuracy:.1f}% of {fold.language_id.segments} segments"
             )
+        if fold.joined:
+            print_joined(fold, console)
+
+
+def print_joined(fold: FoldResult, console: Console) -> None:
+    """A fold's long recordings (each language's clips joined): error rate and speed per system."""
+    table = Table(title=f"Fold {fold.fold}, each language's clips joined into one recording")
+    for column in ("language", "audio", "system", "error", "wall", "audio s / wall s"):
+        table.add_column(column)
+    for r in sorted(fold.joined, key=lambda r: r.clip.language):
+        audio = r.audio_seconds or 0.0
+        table.add_row(
+            f"{r.clip.language} {METRIC.get(r.clip.language, '')}", f"{audio / 60:.1f} min", r.system,
+            _pct(r.score.rate if r.score else None), f"{r.seconds:.1f} s",
+            f"{audio / r.seconds:.1f}" if r.seconds else "-",
+        )
+    console.print(table)

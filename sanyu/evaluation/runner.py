@@ -26,8 +26,9 @@ class ClipResult:
     system: str
     hypothesis: str
     score: Score | None
-    seconds: float
+    seconds: float  # wall time of the transcription
     languages: list[str] = field(default_factory=list)
+    audio_seconds: float | None = None
     der: dict | None = None  # collar -> DerScore, where the clip has a reference RTTM
     cpwer: diarization.CpWER | None = None  # where the clip has per-speaker references (STM)
 
@@ -60,6 +61,7 @@ def evaluate_clips(
             score(clip.reference, transcript.text, clip.language) if clip.reference else None,
             elapsed,
             transcript.languages,
+            transcript.duration,
         )
         if options.diarize:
             _score_speakers(result, transcript)
@@ -70,11 +72,36 @@ def evaluate_clips(
             results.append(
                 ClipResult(
                     clip, "faster-whisper", text, score(clip.reference, text, clip.language),
-                    time.perf_counter() - started,
+                    time.perf_counter() - started, audio_seconds=transcript.duration,
                 )
             )
         if progress:
             progress(clip)
+    return results
+
+
+def evaluate_joined(
+    clips: list[Clip],
+    transcriber: Transcriber,
+    options: TranscribeOptions,
+    baseline: bool = True,
+    gap_s: float = 1.0,
+) -> list[ClipResult]:
+    """Each language's clips joined in name order (``gap_s`` apart, so one source's clips sit
+    together) into one long recording, scored as a clip: the packed windows of a long
+    recording against plain faster-whisper's sequential ones, where a clip of 30 s or less is
+    one window for both."""
+    by_language: dict[str, list[Clip]] = defaultdict(list)
+    for clip in sorted(clips, key=lambda c: c.name):
+        if clip.reference:
+            by_language[clip.language].append(clip)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for language, members in by_language.items():
+            path = Path(tmp) / f"{language}_joined_{len(members)}_clips.wav"
+            parts = join_clips(members, path, gap_s)
+            reference = join_texts([part.reference for part in parts])
+            results += evaluate_clips([Clip(path, language, reference)], transcriber, options, baseline)
     return results
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sanyu.api import Transcriber
@@ -13,6 +13,7 @@ from sanyu.evaluation.runner import (
     ClipResult,
     LanguageIdResult,
     evaluate_clips,
+    evaluate_joined,
     evaluate_language_id,
 )
 from sanyu.options import TranscribeOptions
@@ -28,6 +29,7 @@ class FoldResult:
     trained_on: str  # the fold the dialect probe was fit on ("" when none was fit)
     results: list[ClipResult]
     language_id: LanguageIdResult | None
+    joined: list[ClipResult] = field(default_factory=list)  # each language's clips as one recording
 
 
 def evaluate_folds(
@@ -39,9 +41,11 @@ def evaluate_folds(
     language_id: bool = True,
     languages: tuple[str, ...] = ("en", "zh", "yue"),
     progress=None,
+    joined: bool = True,
 ) -> list[FoldResult]:
     """Each fold scored with the dialect probe fit on the other fold's clips (never on its own),
-    side by side with plain faster-whisper; its language ID on a join of its own clips."""
+    side by side with plain faster-whisper; its language ID on a join of its own clips; and
+    (``joined``) each language's clips of the fold joined into one long recording."""
     engine = transcriber.engine
     shipped = engine.dialect_probe
     folds = read_folds(folds_path)
@@ -57,11 +61,12 @@ def evaluate_folds(
                 engine.dialect_probe = train(engine, others)
                 trained_on = ",".join(f for f in by_fold if f != fold)
             results = evaluate_clips(mine, transcriber, options, baseline, progress)
-            joined = (
+            language_ids = (
                 evaluate_language_id(root, transcriber, options, clips=mine, alone=False)
                 if language_id else None
             )
-            out.append(FoldResult(fold, trained_on, results, joined))
+            long_form = evaluate_joined(mine, transcriber, options, baseline) if joined else []
+            out.append(FoldResult(fold, trained_on, results, language_ids, long_form))
     finally:
         engine.dialect_probe = shipped
     return out
