@@ -1,6 +1,7 @@
 """No speech vanishes: on every real clip, each utterance VAD finds ends as text or as a dropped
 utterance with the guard that dropped it, and the words plain faster-whisper gets right are
-there, in order, in Sanyu's transcript too."""
+there, in order, in Sanyu's transcript too; also where clips are joined into a long recording,
+whose windows Sanyu packs and cuts."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import pytest
 from sanyu import TranscribeOptions
 from sanyu.audio import decode_audio
 from sanyu.evaluation.coverage import missing_stretches
-from sanyu.evaluation.dataset import load_clips
+from sanyu.evaluation.dataset import join_clips, load_clips
+from sanyu.evaluation.folds import read_folds, split
 from sanyu.evaluation.runner import plain_faster_whisper
-from sanyu.schema import Dropped
+from sanyu.schema import Dropped, join_texts
 from sanyu.transcribe.speech import speech_regions
 
 pytestmark = pytest.mark.slow
@@ -65,3 +67,21 @@ def test_dropped_utterances_roundtrip_through_json(transcripts):
         again = Transcript.from_json(transcript.to_json())
         assert again.dropped == transcript.dropped
         assert all(isinstance(d, Dropped) for d in again.dropped)
+
+
+def test_words_faster_whisper_gets_right_are_not_missing_from_long_english_recordings(
+    transcriber, shared_eval, tmp_path
+):
+    # Each fold's English clips joined in name order (as `sanyu eval --folds` joins them): the
+    # end of a full window is where words went missing ("built around it", fold B).
+    folds = split([c for c in load_clips(shared_eval, ("en",)) if c.reference], read_folds(shared_eval / "FOLDS.tsv"))
+    lost = {}
+    for fold, clips in sorted(folds.items()):
+        path = tmp_path / f"en_{fold}.wav"
+        reference = join_texts([p.reference for p in join_clips(sorted(clips, key=lambda c: c.name), path)])
+        transcriber.engine.fresh_sampler()
+        text = transcriber.transcribe_file(path, TranscribeOptions()).text
+        stretches = missing_stretches(reference, plain_faster_whisper(transcriber, path), text, "en", MIN_WORDS)
+        if stretches:
+            lost[fold] = stretches
+    assert not lost, lost

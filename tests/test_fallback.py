@@ -30,7 +30,7 @@ class ScriptedBackend:
         return " ".join(f"word{t}" for t in tokens)
 
     def split_segments(self, language, tokens, duration):
-        return [{"tokens": tokens, "start": 0.0, "end": duration}]
+        return [{"tokens": tokens, "start": 0.0, "end": duration}], None
 
     def language_token(self, language):
         return f"<|{language}|>"

@@ -66,6 +66,12 @@ def test_pauses_inside_a_window_are_shortened_and_times_map_back():
     assert window.to_window(4.0 + pause / 2) == pytest.approx(window.to_window(4.0 + KEPT_PAUSE_S / 2))
 
 
+def test_speech_packed_from_a_point_takes_no_audio_before_it():
+    # The rest of a window a decode left unfinished starts where the decode stopped.
+    [window] = pack(_utterances((8.8, 10.0)), duration=60.0, before=8.8)
+    assert window.spans == [(8.8, 10.0 + EDGE_PAD_S)]
+
+
 def test_edge_padding_stays_inside_the_recording():
     windows = pack(_utterances((0.05, 20.0), (20.5, 40.0)), duration=40.1)
     assert windows[0].spans[0][0] == 0.0 and windows[-1].spans[-1][1] == 40.1

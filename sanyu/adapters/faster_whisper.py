@@ -271,9 +271,14 @@ class WhisperBackend:
             )
         return generations
 
-    def split_segments(self, language: str, tokens: list[int], duration: float) -> list[dict]:
-        """Timestamped segments ``{start, end, tokens}`` (window seconds) of one decoded window."""
-        segments, _, _ = self.model._split_segments_by_timestamps(
+    def split_segments(
+        self, language: str, tokens: list[int], duration: float
+    ) -> tuple[list[dict], float | None]:
+        """Timestamped segments ``{start, end, tokens}`` (window seconds) of one decoded window,
+        and where the decode left the window unfinished: faster-whisper drops a last segment
+        that was opened and not closed, and seeks to its start to decode the rest of the audio
+        again. None where the decode speaks for the whole window."""
+        segments, seek, _ = self.model._split_segments_by_timestamps(
             tokenizer=self.tokenizer(language),
             tokens=tokens,
             time_offset=0.0,
@@ -281,7 +286,8 @@ class WhisperBackend:
             segment_duration=duration,
             seek=0,
         )
-        return segments
+        resume = seek / self.model.frames_per_second
+        return segments, (resume if resume < duration else None)
 
     def add_words(
         self, language: str, windows: list[list[dict]], encoded: Batch, durations: list[float]

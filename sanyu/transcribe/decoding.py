@@ -46,6 +46,7 @@ class Decoded:
     segments: list[dict] = field(default_factory=list)
     generation: Generation | None = None  # the decode kept
     beam: Generation | None = None  # the first, beam-search decode
+    resume_at: float | None = None  # where the decode left the window unfinished (window seconds)
 
     @property
     def silent(self) -> bool:
@@ -120,10 +121,10 @@ class Decoder:
             if retry:
                 for k, generation in zip(retry, self._fallback(batch, batch_prompts, caps, first, retry)):
                     chosen[k] = generation
-            decoded = [
-                Decoded(item.window, self._segments(item.window, g), g, beam)
-                for item, g, beam in zip(batch, chosen, first)
-            ]
+            decoded = []
+            for item, g, beam in zip(batch, chosen, first):
+                segments, resume_at = self._segments(item.window, g)
+                decoded.append(Decoded(item.window, segments, g, beam, resume_at))
             if words:
                 self._add_words(decoded, batch)
             for i, d in zip(indices, decoded):
@@ -179,13 +180,14 @@ class Decoder:
             chosen.append(max(unlooped or tried, key=lambda g: g.avg_logprob))
         return chosen
 
-    def _segments(self, window: Window, generation: Generation) -> list[dict]:
-        segments = self.backend.split_segments(
+    def _segments(self, window: Window, generation: Generation) -> tuple[list[dict], float | None]:
+        """The decode's segments with text, and where it left the window unfinished."""
+        segments, resume_at = self.backend.split_segments(
             self.token_language(window), generation.tokens, window.duration
         )
         for segment in segments:
             segment["text"] = self.backend.decode_text(segment["tokens"])
-        return [s for s in segments if s["text"].strip()]
+        return [s for s in segments if s["text"].strip()], resume_at
 
     def _add_words(self, decoded: list[Decoded], batch: list[EncodedWindow]) -> None:
         """Word timings, aligned per language (the aligner takes one start sequence)."""

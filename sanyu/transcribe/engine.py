@@ -370,7 +370,8 @@ class _Wave:
         if decoded.silent:
             return Result.drop(window, "no-speech")
         prompt = self._prompt_text(window)
-        result, echoed = Result(window, []), False
+        resume_at = None if decoded.resume_at is None else window.to_source(decoded.resume_at)
+        result, echoed = Result(window, [], resume_at=resume_at), False
         for raw in decoded.segments:
             written = raw["text"].strip()
             text = guards.collapse_repetitions(written)
@@ -390,14 +391,19 @@ class _Wave:
     def _rescue(self, results: list[Result]) -> list[Result]:
         """Speech a window's decode skipped, or wrote as a repetition loop, decoded again on its
         own (once). Skipped speech of one window is packed again into as few windows as it
-        needs (a decode that stopped early leaves the rest of its window); a loop is decoded
-        alone, and replaced only by a decode that does not loop."""
+        needs (a decode that stopped early leaves the rest of its window); what follows the
+        point where a decode left its window unfinished starts exactly there, as faster-whisper
+        seeks (audio before it would be written twice). A loop is decoded alone, and replaced
+        only by a decode that does not loop."""
         windows, replaced = [], []
         for result in results:
             duration = self._duration(result.window)
             gaps = [Utterance(u.item, start, end, u.language, parent=u)
                     for u, start, end in uncovered(result)]
-            for window in pack(gaps, duration):
+            resume_at = result.resume_at if result.resume_at is not None else result.window.end
+            skipped = [g for g in gaps if g.start < resume_at]
+            rest = [g for g in gaps if g.start >= resume_at]
+            for window in pack(skipped, duration) + pack(rest, duration, before=resume_at):
                 window.language = result.window.language
                 windows.append(window)
                 replaced.append((result, None))

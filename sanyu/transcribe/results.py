@@ -11,6 +11,9 @@ from sanyu.transcribe.windows import Utterance, Window, utterance_at
 
 # Speech with no text for this long, inside an utterance that has some, is decoded again.
 RESCUE_SECONDS = 2.0
+# After the point where a decode left its window unfinished, this much is enough: VAD pads
+# speech by 0.2 s, so a shorter stretch may hold no word at all.
+RESUME_SECONDS = 0.5
 # A looped segment this long is decoded again on its own.
 LOOP_RETRY_SECONDS = 1.0
 
@@ -24,6 +27,9 @@ class Result:
     # Kept segments whose decode was a repetition loop (their text collapsed): decoded again on
     # their own, and replaced if that decode is sound.
     looped: list[Segment] = field(default_factory=list)
+    # Source time where the decode left the window unfinished: the speech after it is decoded
+    # again, as faster-whisper seeks there (None: the decode spoke for the whole window).
+    resume_at: float | None = None
 
     @classmethod
     def drop(cls, window: Window, reason: str) -> Result:
@@ -81,8 +87,10 @@ def _latin_only(text: str) -> bool:
 def uncovered(result: Result) -> list[tuple[Utterance, float, float]]:
     """Speech of a window that none of its segments covers: a whole utterance without text
     (when the window held others, so that decoding it alone is another decode), or
-    RESCUE_SECONDS of one."""
+    RESCUE_SECONDS of one; after the point where the decode left the window unfinished,
+    RESUME_SECONDS."""
     window = result.window
+    resume_at = result.resume_at if result.resume_at is not None else window.end
     out = []
     for u in window.utterances:
         spans = sorted(
@@ -97,6 +105,8 @@ def uncovered(result: Result) -> list[tuple[Utterance, float, float]]:
         for start, end in [*spans, (u.end, u.end)]:
             if start - cursor >= RESCUE_SECONDS:
                 out.append((u, cursor, start))
+            elif start - max(cursor, resume_at) >= RESUME_SECONDS:
+                out.append((u, max(cursor, resume_at), start))
             cursor = max(cursor, end)
     return out
 

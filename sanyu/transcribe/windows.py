@@ -127,10 +127,10 @@ def recording_windows(utterances: Sequence[Utterance], duration: float) -> list[
     return pack(utterances, duration)
 
 
-def pack(utterances: Sequence[Utterance], duration: float) -> list[Window]:
+def pack(utterances: Sequence[Utterance], duration: float, before: float = 0.0) -> list[Window]:
     """Consecutive utterances of one recording packed into windows of at most WINDOW_SECONDS,
     cut at pauses longer than LONG_PAUSE_S (speech decoded again is packed this way too, never
-    as the whole recording)."""
+    as the whole recording); no audio before ``before``."""
     groups: list[list[Utterance]] = []
     for utterance in utterances:
         group = groups[-1] if groups else None
@@ -142,7 +142,7 @@ def pack(utterances: Sequence[Utterance], duration: float) -> list[Window]:
             group.append(utterance)
         else:
             groups.append([utterance])
-    return windows_for(groups, duration)
+    return windows_for(groups, duration, before)
 
 
 def windows_for(
