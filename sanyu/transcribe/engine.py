@@ -52,6 +52,9 @@ CPU_BATCH, GPU_BATCH = 8, 32
 # at once, and is several batches deep so that batches stay full.
 WAVE_BATCHES = 4
 FALLBACK_SEED = 20241123
+# Rounds of decoding on from where a decode left its window unfinished (faster-whisper seeks on
+# to the end of the audio; each round starts later, so this bounds the work).
+RESUME_ROUNDS = 3
 
 
 def resolve_device(device: str) -> str:
@@ -393,21 +396,33 @@ class _Wave:
         own (once). Skipped speech of one window is packed again into as few windows as it
         needs (a decode that stopped early leaves the rest of its window); what follows the
         point where a decode left its window unfinished starts exactly there, as faster-whisper
-        seeks (audio before it would be written twice). A loop is decoded alone, and replaced
-        only by a decode that does not loop."""
+        seeks (audio before it would be written twice), and goes on from where such a decode
+        stops in turn, for RESUME_ROUNDS in all. A loop is decoded alone, and replaced only by a
+        decode that does not loop."""
+        kept = self._second_pass(results, first=True)
+        out = results + kept
+        for _ in range(RESUME_ROUNDS - 1):
+            kept = self._second_pass(kept, first=False)
+            if not kept:
+                break
+            out += kept
+        return out
+
+    def _second_pass(self, results: list[Result], first: bool) -> list[Result]:
+        """One round of `_rescue`; after the first, only what unfinished decodes left."""
         windows, replaced = [], []
         for result in results:
             duration = self._duration(result.window)
-            gaps = [Utterance(u.item, start, end, u.language, parent=u)
+            gaps = [Utterance(u.item, start, end, u.language, parent=u.parent or u)
                     for u, start, end in uncovered(result)]
             resume_at = result.resume_at if result.resume_at is not None else result.window.end
-            skipped = [g for g in gaps if g.start < resume_at]
+            skipped = [g for g in gaps if g.start < resume_at] if first else []
             rest = [g for g in gaps if g.start >= resume_at]
             for window in pack(skipped, duration) + pack(rest, duration, before=resume_at):
                 window.language = result.window.language
                 windows.append(window)
                 replaced.append((result, None))
-            for utterance, start, end, looped in loops(result):
+            for utterance, start, end, looped in loops(result) if first else []:
                 piece = Utterance(utterance.item, start, end, utterance.language, parent=utterance)
                 [window] = windows_for([[piece]], duration, start, end)
                 window.language = result.window.language
@@ -421,7 +436,7 @@ class _Wave:
             elif _replaces(rescue, looped):
                 result.segments.remove(looped)
                 kept.append(rescue)
-        return results + kept
+        return kept
 
     def _duration(self, window: Window) -> float:
         return self.audios[window.item].duration
