@@ -10,8 +10,9 @@ The flow for a batch of recordings (`WhisperEngine.transcribe_many`):
     differ in language is cut into runs of one language, encoded afresh ─▶ decode every window
     once, in batches that mix languages
     (decoding.py; Cantonese under a Cantonese prompt on models without `<|yue|>`) ─▶ speech the
-    decoder skipped is decoded on its own; what still has no text is recorded as dropped, with
-    the guard that dropped it ─▶ hallucination guards, script conversion ─▶ one Transcript each.
+    decoder skipped is decoded on its own, and what a decode left unfinished from where it
+    stopped; what still has no text is recorded as dropped, with the guard that dropped it ─▶
+    hallucination guards, script conversion ─▶ one Transcript each.
 
 On a model without `<|yue|>` and without a trained dialect probe, Chinese windows are decoded
 under the Cantonese prompt and weighed by the Cantonese words written (language.py); the ones
