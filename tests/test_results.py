@@ -16,7 +16,7 @@ def _stretches(result: Result) -> list[tuple[float, float]]:
     return [(round(start, 3), round(end, 3)) for _, start, end in uncovered(result)]
 
 
-def test_a_short_stretch_after_the_last_segment_is_kept_when_the_decode_claimed_the_window():
+def test_a_short_stretch_after_the_last_segment_is_left_when_the_decode_claimed_the_window():
     # The decode closed its last segment and ended: it says nothing more was spoken.
     u = Utterance(0, 0.0, 10.0)
     assert _stretches(_result([u], [(0.0, 8.8)])) == []
