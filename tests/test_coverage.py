@@ -10,10 +10,10 @@ import pytest
 from sanyu import TranscribeOptions
 from sanyu.audio import decode_audio
 from sanyu.evaluation.coverage import missing_stretches
-from sanyu.evaluation.dataset import join_clips, load_clips
+from sanyu.evaluation.dataset import load_clips
 from sanyu.evaluation.folds import read_folds, split
-from sanyu.evaluation.runner import plain_faster_whisper
-from sanyu.schema import Dropped, join_texts
+from sanyu.evaluation.runner import evaluate_joined, plain_faster_whisper
+from sanyu.schema import Dropped
 from sanyu.transcribe.speech import speech_regions
 
 pytestmark = pytest.mark.slow
@@ -70,18 +70,16 @@ def test_dropped_utterances_roundtrip_through_json(transcripts):
 
 
 def test_words_faster_whisper_gets_right_are_not_missing_from_long_english_recordings(
-    transcriber, shared_eval, tmp_path
+    transcriber, shared_eval
 ):
-    # Each fold's English clips joined in name order (as `sanyu eval --folds` joins them): the
-    # end of a full window is where words went missing ("built around it", fold B).
+    # Each fold's English clips joined as `sanyu eval --folds` joins them: the end of a full
+    # window is where words went missing ("built around it", fold B).
     folds = split([c for c in load_clips(shared_eval, ("en",)) if c.reference], read_folds(shared_eval / "FOLDS.tsv"))
     lost = {}
     for fold, clips in sorted(folds.items()):
-        path = tmp_path / f"en_{fold}.wav"
-        reference = join_texts([p.reference for p in join_clips(sorted(clips, key=lambda c: c.name), path)])
-        transcriber.engine.fresh_sampler()
-        text = transcriber.transcribe_file(path, TranscribeOptions()).text
-        stretches = missing_stretches(reference, plain_faster_whisper(transcriber, path), text, "en", MIN_WORDS)
+        sanyu, baseline = evaluate_joined(clips, transcriber, TranscribeOptions())
+        assert (sanyu.system, baseline.system) == ("sanyu", "faster-whisper")
+        stretches = missing_stretches(sanyu.clip.reference, baseline.hypothesis, sanyu.hypothesis, "en", MIN_WORDS)
         if stretches:
             lost[fold] = stretches
     assert not lost, lost

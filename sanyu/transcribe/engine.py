@@ -416,7 +416,7 @@ class _Wave:
             duration = self._duration(result.window)
             gaps = [Utterance(u.item, start, end, u.language, parent=u.parent or u)
                     for u, start, end in uncovered(result)]
-            resume_at = result.resume_at if result.resume_at is not None else result.window.end
+            resume_at = result.stopped_at
             skipped = [g for g in gaps if g.start < resume_at] if first else []
             rest = [g for g in gaps if g.start >= resume_at]
             for window in pack(skipped, duration) + pack(rest, duration, before=resume_at):

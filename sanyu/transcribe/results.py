@@ -31,6 +31,12 @@ class Result:
     # again, as faster-whisper seeks there (None: the decode spoke for the whole window).
     resume_at: float | None = None
 
+    @property
+    def stopped_at(self) -> float:
+        """Source time up to which the decode spoke: where it left the window unfinished, else
+        the window's end."""
+        return self.resume_at if self.resume_at is not None else self.window.end
+
     @classmethod
     def drop(cls, window: Window, reason: str) -> Result:
         """A window that gave no text; its utterances remember the guard that dropped them."""
@@ -89,8 +95,7 @@ def uncovered(result: Result) -> list[tuple[Utterance, float, float]]:
     (when the window held others, so that decoding it alone is another decode), or
     RESCUE_SECONDS of one; after the point where the decode left the window unfinished,
     RESUME_SECONDS."""
-    window = result.window
-    resume_at = result.resume_at if result.resume_at is not None else window.end
+    window, resume_at = result.window, result.stopped_at
     out = []
     for u in window.utterances:
         spans = sorted(
