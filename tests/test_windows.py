@@ -10,6 +10,7 @@ from sanyu.transcribe.windows import (
     LONG_PAUSE_S,
     WINDOW_SECONDS,
     Utterance,
+    differs_from_neighbours,
     pack,
     recording_windows,
     split_by,
@@ -89,6 +90,19 @@ def test_split_by_language_keeps_runs_and_bounds():
         assert left.end <= right.utterances[0].start
         assert right.start >= left.utterances[-1].end
     assert split_by(parts[0], lambda u: u.language, duration=40.0) == [parts[0]]
+
+
+def test_an_utterance_stands_alone_in_its_language_or_beside_a_change():
+    languages = ["en", "zh", "en", "en", "yue"]
+    utterances = [Utterance(0, 2.0 * i, 2.0 * i + 1.5, language) for i, language in enumerate(languages)]
+    [window] = pack(utterances, duration=20.0)
+    islands = [differs_from_neighbours(window, u, every=True) for u in utterances]
+    changes = [differs_from_neighbours(window, u, every=False) for u in utterances]
+    assert islands == [True, True, False, False, True]  # an end differs from its one neighbour
+    assert changes == [True, True, True, True, True]
+    [single] = pack(utterances[:1], duration=20.0)
+    assert not differs_from_neighbours(single, utterances[0], every=True)
+    assert not differs_from_neighbours(single, utterances[0], every=False)
 
 
 def test_utterance_at_prefers_overlap_then_nearest():

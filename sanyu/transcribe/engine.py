@@ -42,7 +42,15 @@ from sanyu.transcribe.language import CANTONESE_PROMPT, decide_dialect, restrict
 from sanyu.transcribe.results import Result, loops, segment_of, tag_word_languages, uncovered
 from sanyu.transcribe.script import apply_script
 from sanyu.transcribe.speech import SpeechPlan, plan_speech, speech_regions, window_samples, windows_of
-from sanyu.transcribe.windows import Utterance, Window, pack, split_by, utterance_at, windows_for
+from sanyu.transcribe.windows import (
+    Utterance,
+    Window,
+    differs_from_neighbours,
+    pack,
+    split_by,
+    utterance_at,
+    windows_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -237,19 +245,24 @@ class _Wave:
                 for u in e.window.utterances:
                     u.language = fixed
             return
-        unsure = []
         for e in encoded:
             for u in e.window.utterances:
                 self._listen(e, u)
-            unsure += [(e.window, u) for u in e.window.utterances if self._unsure(e.window, u)]
-        alone = []
-        for window, u in unsure:
-            i = window.utterances.index(u)
-            before = window.utterances[i - 1].end if i else window.start
-            after = window.utterances[i + 1].start if i + 1 < len(window.utterances) else window.end
-            alone += windows_for([[u]], self._duration(window), before, after)
-        for e in self._encode(alone):
-            self._listen(e, e.window.utterances[0])
+        checked: set[int] = set()
+        for islands in (True, False):
+            unsure = [
+                (e.window, u) for e in encoded for u in e.window.utterances
+                if id(u) not in checked and self._unsure(e.window, u, islands)
+            ]
+            checked |= {id(u) for _, u in unsure}
+            alone = []
+            for window, u in unsure:
+                i = window.utterances.index(u)
+                before = window.utterances[i - 1].end if i else window.start
+                after = window.utterances[i + 1].start if i + 1 < len(window.utterances) else window.end
+                alone += windows_for([[u]], self._duration(window), before, after)
+            for e in self._encode(alone):
+                self._listen(e, e.window.utterances[0])
 
     def _listen(self, e: EncodedWindow, u: Utterance) -> None:
         """An utterance's language from its frames of ``e``."""
@@ -264,16 +277,15 @@ class _Wave:
         elif self.weigh_words:
             u.language = "yue"  # for now: weighed once decoded under the prompt
 
-    def _unsure(self, window: Window, u: Utterance) -> bool:
+    def _unsure(self, window: Window, u: Utterance, islands: bool) -> bool:
         """In a shared window, self-attention lends each utterance some of its neighbours'
         sound: a Mandarin turn right after a Cantonese one can read as Cantonese, an English
         sentence after Chinese ones as Chinese. So a language that changes inside a window, or
-        a dialect call the probe is unsure of, is checked on the utterance alone."""
-        if len(window.utterances) == 1:
-            return False
-        i = window.utterances.index(u)
-        neighbours = window.utterances[max(0, i - 1) : i] + window.utterances[i + 1 : i + 2]
-        if any(n.language != u.language for n in neighbours):
+        a dialect call the probe is unsure of, is checked on the utterance alone: first an
+        utterance whose language differs from all its neighbours (``islands``: the detector errs
+        most on short spans, and the odd one out is often the wrong one), then, where a change
+        holds, the utterances on both sides of it."""
+        if differs_from_neighbours(window, u, every=islands):
             return True
         probe = self.engine.dialect_probe
         return u.dialect_score is not None and probe is not None and probe.unsure(u.dialect_score)

@@ -179,6 +179,15 @@ def split_by(window: Window, key, duration: float) -> list[Window]:
     return windows_for(groups, duration, window.start, window.end)
 
 
+def differs_from_neighbours(window: Window, utterance: Utterance, every: bool) -> bool:
+    """Whether ``utterance``'s language differs from that of the utterances beside it in
+    ``window``: from each of them (``every``: it stands alone in its language), or from one."""
+    i = window.utterances.index(utterance)
+    neighbours = window.utterances[max(0, i - 1) : i] + window.utterances[i + 1 : i + 2]
+    differs = [n.language != utterance.language for n in neighbours]
+    return bool(differs) and (all(differs) if every else any(differs))
+
+
 def utterance_at(utterances: Sequence[Utterance], start: float, end: float) -> Utterance:
     """The utterance a stretch of time belongs to: most overlap, else the nearest."""
 
