@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 from conftest import eval_clip, write_wav
 from sanyu import TranscribeOptions
 from sanyu.audio import Audio
+from sanyu.evaluation.dataset import join_clips, load_clips
 from sanyu.evaluation.text import score
 
 pytestmark = pytest.mark.slow
@@ -175,3 +177,36 @@ def test_a_fresh_sampler_samples_as_a_fresh_run(transcriber):
 
     # the baseline samples this clip too, and starts each transcription from a fresh sampler
     assert plain_faster_whisper(transcriber, clip) == plain_faster_whisper(transcriber, clip)
+
+
+def test_a_run_checked_alone_is_not_encoded_again(transcriber, shared_eval, monkeypatch, tmp_path):
+    # English between two Mandarin sentences, in one window: the English utterance differs from
+    # both neighbours, is checked on its own, holds, and so its neighbours are checked on their
+    # own too; the window is cut into three runs, each with the audio of one of those checks,
+    # whose encoder output it takes instead of a second pass. Before decoding: the window and
+    # the three checks, no features encoded twice.
+    wanted = ("zh_aishell_BAC009S0724W0121", "en_librispeech_1995-1837-0001", "zh_aishell_BAC009S0764W0121")
+    clips = {c.name: c for c in load_clips(shared_eval, ("zh", "en"))}
+    audio_path = tmp_path / "zh-en-zh.wav"
+    join_clips([clips[name] for name in wanted], audio_path)
+    backend = transcriber.engine.backend
+    encoded: list[bytes] = []
+    decoding = []
+    real_encode, real_generate = backend.encode, backend.generate
+
+    def encode(features):
+        if not decoding:
+            encoded.extend(hashlib.sha256(row.tobytes()).digest() for row in features)
+        return real_encode(features)
+
+    def generate(*args, **kwargs):
+        decoding.append(True)
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(backend, "encode", encode)
+    monkeypatch.setattr(backend, "generate", generate)
+    transcript = transcriber.transcribe_file(audio_path, TranscribeOptions())
+    languages = [s.language for s in transcript.segments]
+    runs = [language for i, language in enumerate(languages) if i == 0 or language != languages[i - 1]]
+    assert runs == ["zh", "en", "zh"], transcript.segments
+    assert len(encoded) == len(set(encoded)) == 4

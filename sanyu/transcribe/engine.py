@@ -7,8 +7,9 @@ The flow for a batch of recordings (`WhisperEngine.transcribe_many`):
     own frames of that encoder output: the language detector, and for Chinese, Cantonese or
     Mandarin (dialect.py); where the shared window may mislead (a change of language inside it,
     an unsure dialect call), checked again on the utterance alone ─▶ a window whose utterances
-    differ in language is cut into runs of one language, encoded afresh ─▶ decode every window
-    once, in batches that mix languages
+    differ in language is cut into runs of one language, encoded afresh (a run of one
+    utterance takes the encoder output of its check) ─▶ decode every window once, in batches
+    that mix languages
     (decoding.py; Cantonese under a Cantonese prompt on models without `<|yue|>`) ─▶ speech the
     decoder skipped is decoded on its own, and what a decode left unfinished from where it
     stopped; what still has no text is recorded as dropped, with the guard that dropped it ─▶
@@ -226,8 +227,8 @@ class _Wave:
 
     def run(self, windows: list[Window]) -> list[Result]:
         encoded = self._encode(windows)
-        self._decide_languages(encoded)
-        encoded = self._split(encoded)
+        alone = self._decide_languages(encoded)
+        encoded = self._split(encoded, alone)
         decoded = self._decode(encoded)
         if self.weigh_words:
             decoded = self._weigh_dialects(decoded, encoded)
@@ -235,20 +236,22 @@ class _Wave:
 
     # ---- languages ----------------------------------------------------------------------
 
-    def _decide_languages(self, encoded: list[EncodedWindow]) -> None:
+    def _decide_languages(self, encoded: list[EncodedWindow]) -> dict[WindowAudio, EncodedWindow]:
         """Each utterance's language, from its frames of its window's encoder output: the
         detector, and (a model without `<|yue|>`) the dialect probe for Chinese. Where the
-        window may have misled them, they look again at the utterance on its own."""
+        window may have misled them, they look again at the utterance on its own; returns those
+        windows of one utterance, encoded, by their audio (`_audio_of`)."""
         if not self.auto:
             fixed = self.options.language if self.engine.multilingual else "en"
             for e in encoded:
                 for u in e.window.utterances:
                     u.language = fixed
-            return
+            return {}
         for e in encoded:
             for u in e.window.utterances:
                 self._listen(e, u)
         checked: set[int] = set()
+        alone_encoded = {}
         for islands in (True, False):
             unsure = [
                 (e.window, u) for e in encoded for u in e.window.utterances
@@ -263,6 +266,8 @@ class _Wave:
                 alone += windows_for([[u]], self._duration(window), before, after)
             for e in self._encode(alone):
                 self._listen(e, e.window.utterances[0])
+                alone_encoded[_audio_of(e.window)] = e
+        return alone_encoded
 
     def _listen(self, e: EncodedWindow, u: Utterance) -> None:
         """An utterance's language from its frames of ``e``."""
@@ -300,8 +305,12 @@ class _Wave:
         )
         return start, end
 
-    def _split(self, encoded: list[EncodedWindow]) -> list[EncodedWindow]:
-        """Windows whose utterances differ in language cut into runs, encoded afresh."""
+    def _split(
+        self, encoded: list[EncodedWindow], alone: dict[WindowAudio, EncodedWindow]
+    ) -> list[EncodedWindow]:
+        """Windows whose utterances differ in language cut into runs, encoded afresh; a run of
+        one utterance that its language check encoded on its own (``alone``: the same audio,
+        so the same encoder output) is not encoded again."""
         kept, parts = [], []
         for e in encoded:
             pieces = split_by(e.window, lambda u: u.language, self._duration(e.window))
@@ -312,7 +321,11 @@ class _Wave:
             e.window.language = e.window.utterances[0].language
         for part in parts:
             part.language = part.utterances[0].language
-        return kept + self._encode(parts)
+        fresh = iter(self._encode([p for p in parts if _audio_of(p) not in alone]))
+        reused = [alone.get(_audio_of(p)) for p in parts]
+        return kept + [
+            EncodedWindow(p, r.encoded, r.row) if r else next(fresh) for p, r in zip(parts, reused)
+        ]
 
     def _weigh_dialects(self, decoded: list[Decoded], encoded: list[EncodedWindow]) -> list[Decoded]:
         """Without a probe: weigh each Chinese utterance by the Cantonese words the prompt let
@@ -453,6 +466,14 @@ class _Wave:
 
     def _duration(self, window: Window) -> float:
         return self.audios[window.item].duration
+
+
+# A window's audio: its recording and the source spans that make it.
+WindowAudio = tuple[int, tuple[tuple[float, float], ...]]
+
+
+def _audio_of(window: Window) -> WindowAudio:
+    return window.item, tuple(window.spans)
 
 
 def _replaces(rescue: Result, looped: Segment) -> bool:
