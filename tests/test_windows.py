@@ -11,6 +11,7 @@ from sanyu.transcribe.windows import (
     WINDOW_SECONDS,
     Utterance,
     differs_from_neighbours,
+    on_its_own,
     pack,
     recording_windows,
     split_by,
@@ -103,6 +104,14 @@ def test_an_utterance_stands_alone_in_its_language_or_beside_a_change():
     [single] = pack(utterances[:1], duration=20.0)
     assert not differs_from_neighbours(single, utterances[0], every=True)
     assert not differs_from_neighbours(single, utterances[0], every=False)
+
+
+def test_an_utterance_on_its_own_keeps_off_its_neighbours_speech():
+    utterances = _utterances((1.0, 4.0), (4.1, 7.0), (7.5, 9.0))
+    [window] = pack(utterances, duration=20.0)
+    alone = on_its_own(window, utterances[1], duration=20.0)
+    assert alone.utterances == [utterances[1]]
+    assert alone.spans == [(4.0, 7.0 + EDGE_PAD_S)]  # padding stops at the neighbours' speech
 
 
 def test_utterance_at_prefers_overlap_then_nearest():

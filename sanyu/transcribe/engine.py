@@ -47,6 +47,7 @@ from sanyu.transcribe.windows import (
     Utterance,
     Window,
     differs_from_neighbours,
+    on_its_own,
     pack,
     split_by,
     utterance_at,
@@ -258,12 +259,7 @@ class _Wave:
                 if id(u) not in checked and self._unsure(e.window, u, islands)
             ]
             checked |= {id(u) for _, u in unsure}
-            alone = []
-            for window, u in unsure:
-                i = window.utterances.index(u)
-                before = window.utterances[i - 1].end if i else window.start
-                after = window.utterances[i + 1].start if i + 1 < len(window.utterances) else window.end
-                alone += windows_for([[u]], self._duration(window), before, after)
+            alone = [on_its_own(window, u, self._duration(window)) for window, u in unsure]
             for e in self._encode(alone):
                 self._listen(e, e.window.utterances[0])
                 alone_encoded[_audio_of(e.window)] = e
@@ -290,6 +286,8 @@ class _Wave:
         utterance whose language differs from all its neighbours (``islands``: the detector errs
         most on short spans, and the odd one out is often the wrong one), then, where a change
         holds, the utterances on both sides of it."""
+        if len(window.utterances) == 1:
+            return False
         if differs_from_neighbours(window, u, every=islands):
             return True
         probe = self.engine.dialect_probe

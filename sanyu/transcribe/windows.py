@@ -179,6 +179,13 @@ def split_by(window: Window, key, duration: float) -> list[Window]:
     return windows_for(groups, duration, window.start, window.end)
 
 
+def on_its_own(window: Window, utterance: Utterance, duration: float) -> Window:
+    """``utterance`` alone, with the audio that cutting ``window`` around it gives it (`split_by`):
+    so a check of it alone and a run of it alone encode the same audio."""
+    pieces = split_by(window, lambda u: u is utterance, duration)
+    return next(piece for piece in pieces if piece.utterances == [utterance])
+
+
 def differs_from_neighbours(window: Window, utterance: Utterance, every: bool) -> bool:
     """Whether ``utterance``'s language differs from that of the utterances beside it in
     ``window``: from each of them (``every``: it stands alone in its language), or from one."""
