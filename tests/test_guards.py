@@ -21,6 +21,14 @@ def test_ordinary_repeats_survive():
     assert collapse_repetitions("拚，拚吧，拚吧。") == "拚，拚吧，拚吧。"
 
 
+def test_numbers_are_not_repetitions():
+    for text in ("It cost 10000 dollars.", "$1,000,000,000 in bonds", "Call 555-5555.",
+                 "預算為 1000000 元", "等等……", "2020, 2020, 2020"):
+        assert collapse_repetitions(text) == text
+    # a word looping after a number still collapses, the number kept whole
+    assert collapse_repetitions("10000 thank you thank you thank you") == "10000 thank you"
+
+
 def test_digital_silence():
     assert is_digital_silence(np.zeros(16000, dtype=np.float32))
     assert is_digital_silence(np.full(16000, 1e-5, dtype=np.float32))

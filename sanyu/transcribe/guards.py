@@ -28,8 +28,15 @@ def is_silence(no_speech_prob: float | None, avg_logprob: float | None) -> bool:
 
 
 def collapse_repetitions(text: str) -> str:
-    """Reduce a runaway repetition of one unit to a single occurrence."""
-    return _REPEAT.sub(lambda m: m.group(1) or m.group(2), text)
+    """Reduce a runaway repetition of one unit to a single occurrence. A unit without a letter
+    is left alone: runs of digits and punctuation are numbers ("10000", "$1,000,000,000",
+    "555-5555") and ellipses, not a decoder looping on a word."""
+
+    def collapse(match: re.Match) -> str:
+        unit = match.group(1) or match.group(2)
+        return unit if any(c.isalpha() for c in unit) else match.group(0)
+
+    return _REPEAT.sub(collapse, text)
 
 
 def is_digital_silence(samples) -> bool:
