@@ -14,7 +14,9 @@ Layout under the output location (a local folder or an fsspec URL such as ``s3:/
                                   files, so an input is finished exactly when its marker exists
     _sanyu/segments/<stem>.parquet  the input's index rows (index.parquet is their union)
     _sanyu/errors/<stem>.json     the last failure of an input, removed when it later succeeds
-    _sanyu/parts/<key>/<n>.json   transcripts of the pieces of a long recording, until all exist
+    _sanyu/parts/<id>/<n>.json    transcripts of the pieces of a long recording, until all exist;
+                                  <id> names the input (stem) and its key, so two inputs with the
+                                  same bytes never take or remove each other's pieces
 
 Every write is atomic (`sanyu.location.Location.put`), so a process killed at any point leaves
 each file either old or new, never half-written, and an input without a done-marker is simply
@@ -60,6 +62,8 @@ ERRORS_FILE = "errors.jsonl"
 SUMMARY_FILE = "summary.json"
 _PART = re.compile(r"^(\d{6})(-last)?\.json$")
 _KEY = re.compile(r"^[0-9a-f]{8,64}-[0-9a-f]{8,64}$")
+# A parts folder: a digest of (stem, key), or a result key itself (the layout before it).
+_PARTS_ID = re.compile(r"^[0-9a-f]{32}$|^[0-9a-f]{8,64}-[0-9a-f]{8,64}$")
 
 
 def result_key(content_hash: str, settings: str) -> str:
@@ -118,6 +122,14 @@ class Part:
 def _check_stem(stem: str) -> None:
     if not stem or stem in (".", "..") or stem.startswith(("_", ".")) or any(c in stem for c in "/\\\0"):
         raise ValueError(f"not a safe output stem: {stem!r}")
+
+
+def _parts(stem: str, key: str) -> str:
+    """The folder of the pieces of input ``stem`` with result ``key``."""
+    _check_stem(stem)
+    _check_key(key)
+    digest = hashlib.sha256(f"{stem}\0{key}".encode()).hexdigest()[:32]
+    return f"{META}/parts/{digest}"
 
 
 def _check_key(key: str) -> None:
@@ -278,15 +290,15 @@ class Storage(Location):
 
     # ---- pieces of long recordings -------------------------------------------------------
 
-    def write_part(self, key: str, index: int, last: bool, transcript: Transcript) -> None:
-        _check_key(key)
+    def write_part(self, stem: str, key: str, index: int, last: bool, transcript: Transcript) -> None:
         name = f"{index:06d}{'-last' if last else ''}.json"
-        self.put(f"{META}/parts/{key}/{name}", transcript.to_json(indent=None).encode("utf-8"))
+        self.put(f"{_parts(stem, key)}/{name}", transcript.to_json(indent=None).encode("utf-8"))
 
-    def complete_parts(self, key: str) -> list[Part] | None:
-        """All pieces of ``key`` in order once every one has been written, else None."""
-        _check_key(key)
-        names = [m for m in (_PART.match(n) for n in self.listdir(f"{META}/parts/{key}")) if m]
+    def complete_parts(self, stem: str, key: str) -> list[Part] | None:
+        """All pieces of input ``stem`` (result ``key``) in order once every one has been
+        written, else None."""
+        folder = _parts(stem, key)
+        names = [m for m in (_PART.match(n) for n in self.listdir(folder)) if m]
         lasts = [int(m.group(1)) for m in names if m.group(2)]
         if not lasts:
             return None
@@ -295,7 +307,7 @@ class Storage(Location):
             return None
         parts = []
         for i in range(lasts[0] + 1):
-            data = self.get(f"{META}/parts/{key}/{present[i]}")
+            data = self.get(f"{folder}/{present[i]}")
             if data is None:  # removed meanwhile by a finisher that assembled them
                 return None
             parts.append(Part(i, i == lasts[0], Transcript.from_json(data.decode("utf-8"))))
@@ -305,16 +317,18 @@ class Storage(Location):
         """Remove the parts every earlier run left (a run transcribes all the pieces of an
         unfinished recording again, so none is ever joined with another run's). Call it only
         holding the output's lock (`sanyu.lock`). Returns how many recordings had parts."""
-        keys = [key for key in self.listdir(f"{META}/parts") if _KEY.match(key)]
-        for key in keys:
-            self.delete_parts(key)
-        return len(keys)
+        folders = [name for name in self.listdir(f"{META}/parts") if _PARTS_ID.match(name)]
+        for name in folders:
+            self._delete_folder(f"{META}/parts/{name}")
+        return len(folders)
 
-    def delete_parts(self, key: str) -> None:
-        _check_key(key)
-        for name in self.listdir(f"{META}/parts/{key}"):
-            self.delete(f"{META}/parts/{key}/{name}")
-        self.remove_folder(f"{META}/parts/{key}")
+    def delete_parts(self, stem: str, key: str) -> None:
+        self._delete_folder(_parts(stem, key))
+
+    def _delete_folder(self, folder: str) -> None:
+        for name in self.listdir(folder):
+            self.delete(f"{folder}/{name}")
+        self.remove_folder(folder)
 
     # ---- dataset-level files -------------------------------------------------------------
 

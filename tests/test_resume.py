@@ -50,8 +50,8 @@ def test_pieces_of_a_killed_run_with_another_piece_length_are_never_joined(ray_l
     whole = storage.read_transcript(stem=stem)
     assert whole.segments[-1].end > total - 15
     # What a run killed mid-way leaves: no done-marker, no files, two of its three parts.
-    storage.write_part(killed_key, 0, False, _segments_between(whole, 0.0, 30.0))
-    storage.write_part(killed_key, 2, True, _segments_between(whole, 60.0, total))
+    storage.write_part(stem, killed_key, 0, False, _segments_between(whole, 0.0, 30.0))
+    storage.write_part(stem, killed_key, 2, True, _segments_between(whole, 60.0, total))
     storage.delete(f"_sanyu/done/{stem}.json")
     for fmt in ("txt", "srt", "json"):
         storage.delete(f"{stem}.{fmt}")

@@ -201,16 +201,33 @@ def test_index_holds_every_segment_of_the_given_stems(storage):
 
 def test_pieces_are_complete_only_when_every_one_and_the_last_exist(storage):
     piece = sample_transcript()
-    storage.write_part(KEY, 1, False, piece)
-    assert storage.complete_parts(KEY) is None
-    storage.write_part(KEY, 2, True, piece)
-    assert storage.complete_parts(KEY) is None  # piece 0 missing
-    storage.write_part(KEY, 0, False, piece)
-    parts = storage.complete_parts(KEY)
+    storage.write_part("one", KEY, 1, False, piece)
+    assert storage.complete_parts("one", KEY) is None
+    storage.write_part("one", KEY, 2, True, piece)
+    assert storage.complete_parts("one", KEY) is None  # piece 0 missing
+    storage.write_part("one", KEY, 0, False, piece)
+    parts = storage.complete_parts("one", KEY)
     assert [(p.index, p.last) for p in parts] == [(0, False), (1, False), (2, True)]
-    storage.delete_parts(KEY)
-    assert storage.complete_parts(KEY) is None
+    storage.delete_parts("one", KEY)
+    assert storage.complete_parts("one", KEY) is None
     assert not any("/parts/" in name for name in listing(storage))
+
+
+def test_two_inputs_with_the_same_bytes_keep_their_pieces_apart(storage):
+    # Two copies of one recording in a run have one result key; their pieces arrive interleaved,
+    # and the copy finished first removes its pieces while the other still needs its own.
+    a, b = sample_transcript(), sample_transcript()
+    b.segments = b.segments[:1]
+    storage.write_part("copy-a", KEY, 0, False, a)
+    storage.write_part("copy-b", KEY, 0, False, b)
+    storage.write_part("copy-a", KEY, 1, True, a)
+    assert [len(p.transcript.segments) for p in storage.complete_parts("copy-a", KEY)] == [2, 2]
+    assert storage.complete_parts("copy-b", KEY) is None
+    storage.delete_parts("copy-a", KEY)
+    storage.write_part("copy-b", KEY, 1, True, b)
+    assert [len(p.transcript.segments) for p in storage.complete_parts("copy-b", KEY)] == [1, 1]
+    assert storage.clear_parts() == 1
+    assert storage.complete_parts("copy-b", KEY) is None
 
 
 def test_summary_round_trips(storage):

@@ -5,7 +5,7 @@
 together on the model; it records the Ray node each piece was transcribed on.
 
 `Finisher`: puts the pieces of a long recording back together (each piece's transcript is
-stored under ``_sanyu/parts/<key>/`` with absolute times; the finisher that stores the last
+stored under ``_sanyu/parts/`` with absolute times; the finisher that stores the last
 missing piece joins them), diarizes when asked (the library's own diarization step; a split
 recording is decoded again whole, for speaker labels that hold throughout: about 230 MB of
 float32 per audio hour), and writes the result (done-marker last) or the error.
@@ -150,8 +150,8 @@ class Finisher:
             whole = row["piece"] == 0 and row["last"]
             if not whole:
                 stage = "assemble"
-                self.storage.write_part(row["key"], row["piece"], row["last"], transcript)
-                parts = self.storage.complete_parts(row["key"])
+                self.storage.write_part(row["stem"], row["key"], row["piece"], row["last"], transcript)
+                parts = self.storage.complete_parts(row["stem"], row["key"])
                 if parts is None:
                     return {**row, "status": PARTIAL, "pcm": b""}
                 transcript = merge_pieces([part.transcript for part in parts])
@@ -164,7 +164,7 @@ class Finisher:
                 input_path=row["path"], run_id=self.spec.run_id, seconds=row["seconds"],
             )
             if not whole:
-                self.storage.delete_parts(row["key"])
+                self.storage.delete_parts(row["stem"], row["key"])
             return {**row, "status": OK, "pcm": b"", "duration": float(record["duration"])}
         except Exception as exc:  # one bad input must not stop the batch
             failure = failed(row, stage, f"{type(exc).__name__}: {exc}", row.get("key", ""))
@@ -190,6 +190,6 @@ class Finisher:
             log.exception("could not record the error of %s", row["path"])
         if row.get("key"):
             try:
-                self.storage.delete_parts(row["key"])
+                self.storage.delete_parts(row["stem"], row["key"])
             except Exception:  # noqa: BLE001
                 pass
