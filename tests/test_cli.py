@@ -200,3 +200,17 @@ def test_same_file_names_in_different_folders_give_three_transcripts(tmp_path):
     written = sorted(out.iterdir())
     assert len(written) == 3 and all(p.read_text().strip() for p in written)
     assert [p.name.rsplit("-", 1)[0] for p in written] == ["a-2", "x__a", "y__a"]
+
+
+def test_names_and_reasons_are_printed_as_they_are(tmp_path):
+    # Square brackets in a file name or in an error are text, not console markup: "[draft]"
+    # must not vanish, and "[/x]" in a reason must not stop the run with a markup error.
+    for name in ("a.wav", "Meeting [draft].wav"):
+        (tmp_path / name).write_bytes(b"not audio at all" * 4)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,num_speakers\na.wav,[/x]\nMeeting [draft].wav,\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["transcribe", str(manifest), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    output = result.output.replace("\n", "")
+    assert "[/x]" in output and "Meeting [draft].wav" in output, result.output
+    assert "0 ok, 2 failed" in output, result.output

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -65,10 +66,10 @@ def transcribe_command(inputs, storage_options, output, formats, debug, **kwargs
     ) as progress:
         task = progress.add_task("files", total=len(items), status="")
         for item in items:
-            progress.update(task, status=item.display.rsplit("/", 1)[-1])
+            progress.update(task, status=escape(item.display.rsplit("/", 1)[-1]))
             outcome = _transcribe_one(transcriber, item, options, output, formats, storage_options)
             if outcome.error:
-                console.print(f"[red]error[/red] {outcome.error}", highlight=False)
+                console.print(f"[red]error[/red] {escape(outcome.error)}", highlight=False)
             outcomes.append(outcome)
             progress.advance(task)
     _print_summary(console, outcomes, time.perf_counter() - started, output)
@@ -117,7 +118,7 @@ def _print_summary(console: Console, outcomes: list[FileOutcome], wall: float, o
         rtf = f"{o.seconds / o.duration:.2f}" if o.duration else "-"
         dropped = f"{len(o.dropped)} ({sum(d.duration for d in o.dropped):.1f} s)" if o.dropped else "0"
         table.add_row(
-            o.path, f"{o.duration:.1f} s", f"{o.seconds:.1f} s", rtf, dropped,
+            escape(o.path), f"{o.duration:.1f} s", f"{o.seconds:.1f} s", rtf, dropped,
             "[red]failed[/red]" if o.error else "ok",
         )
     audio = sum(o.duration for o in outcomes)
@@ -129,7 +130,7 @@ def _print_summary(console: Console, outcomes: list[FileOutcome], wall: float, o
         style="bold",
     )
     console.print(table)
-    console.print(f"transcripts written to {output}")
+    console.print(f"transcripts written to {output}", markup=False, highlight=False)
     for o in outcomes:
         for written in o.outputs:
             click.echo(written)
