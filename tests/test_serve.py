@@ -549,6 +549,33 @@ def test_request_fields_become_options():
         parse_request(Form(fields={"diarize": ["1"]}), TranscribeOptions(), allow_diarize=False)
 
 
+def test_request_speaker_fields_keep_commas_and_fall_back_to_the_servers():
+    from sanyu.options import TranscribeOptions
+    from sanyu.serve.errors import APIError
+    from sanyu.serve.params import parse_request
+    from sanyu.serve.upload import Form
+
+    # Each array element is one name, as in OpenAI's API: Hong Kong names carry commas.
+    named = parse_request(Form(fields={
+        "known_speaker_names[]": ["CHAN, Tai-man", "LEE, Ka-chun"], "keywords[]": ["Legislative Council"],
+    }), TranscribeOptions())
+    assert named.options.speaker_names == ("CHAN, Tai-man", "LEE, Ka-chun")
+    assert named.options.hotwords == "Legislative Council"
+    # Sanyu's own speaker_names field is comma-separated, like --speaker-names.
+    listed = parse_request(Form(fields={"speaker_names": ["Chair, Secretary"]}), TranscribeOptions())
+    assert listed.options.speaker_names == ("Chair", "Secretary")
+    # `sanyu serve --diarize --num-speakers 3`: a request that names no count gets the server's;
+    # one that names any gets its own.
+    server = TranscribeOptions(diarize=True, num_speakers=3)
+    assert parse_request(Form(), server).options.num_speakers == 3
+    own = parse_request(Form(fields={"max_speakers": ["2"]}), server).options
+    assert (own.num_speakers, own.max_speakers) == (None, 2)
+    with pytest.raises(APIError) as bad:
+        parse_request(Form(fields={"diarize": ["1"], "num_speakers": ["9"], "max_speakers": ["2"]}),
+                      TranscribeOptions())
+    assert bad.value.status == 400
+
+
 def test_text_is_refused_before_ffmpeg_and_cli_maps_options(tmp_path, monkeypatch):
     from click.testing import CliRunner
 

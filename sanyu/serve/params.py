@@ -2,9 +2,10 @@
 
 OpenAI fields: ``model``, ``language``, ``prompt``, ``response_format``, ``temperature``
 (accepted, not used: decoding is beam search with Sanyu's own fallback), ``timestamp_granularities[]``,
-``known_speaker_names[]`` (names for SPEAKER_00, SPEAKER_01, ... in speaker order), ``keywords[]``
-(hotwords), ``stream`` (only false). Sanyu extras: ``diarize``, ``num_speakers``, ``min_speakers``,
-``max_speakers``, ``script``, ``mandarin_script``, ``speaker_names`` (comma-separated), ``hotwords``.
+``known_speaker_names[]`` (names for SPEAKER_00, SPEAKER_01, ... in speaker order, one per element),
+``keywords[]`` (hotwords), ``stream`` (only false). Sanyu extras: ``diarize``, ``num_speakers``, ``min_speakers``,
+``max_speakers`` (the server's, from ``sanyu serve``, where a request names no count), ``script``,
+``mandarin_script``, ``speaker_names`` (comma-separated), ``hotwords``.
 
 ``model``: the server has one loaded Whisper model; any name (``whisper-1``, ``base``,
 ``large-v3``...) is accepted and served by it, and the response names the model that ran.
@@ -74,8 +75,28 @@ def parse_choice(value: str | None, name: str, choices: tuple[str, ...], default
     return key
 
 
+def _each(values: list[str]) -> tuple[str, ...]:
+    """One entry per array element, as OpenAI's ``known_speaker_names[]`` and ``keywords[]``
+    are: "CHAN, Tai-man" is one name."""
+    return tuple(value.strip() for value in values if value.strip())
+
+
 def _names(values: list[str]) -> tuple[str, ...]:
+    """Comma-separated entries (Sanyu's ``speaker_names``, like the CLI's --speaker-names)."""
     return tuple(name.strip() for value in values for name in value.split(",") if name.strip())
+
+
+def _speaker_counts(form: Form, defaults: TranscribeOptions) -> tuple[int | None, int | None, int | None]:
+    """(num, min, max) speakers: the request's where it gives any, else the server's."""
+    counts = tuple(parse_int(form.get(name), name) for name in ("num_speakers", "min_speakers", "max_speakers"))
+    if not any(counts):
+        counts = (defaults.num_speakers, defaults.min_speakers, defaults.max_speakers)
+    number, least, most = counts
+    if least and most and least > most:
+        raise bad_request("min_speakers is larger than max_speakers", param="min_speakers")
+    if number and ((least and number < least) or (most and number > most)):
+        raise bad_request("num_speakers is outside min_speakers..max_speakers", param="num_speakers")
+    return counts
 
 
 @dataclass(frozen=True)
@@ -117,15 +138,14 @@ def parse_request(form: Form, defaults: TranscribeOptions, allow_diarize: bool =
         diarize = True
     if diarize and not allow_diarize:
         raise bad_request("this server does not run speaker diarization", param="diarize")
-    num_speakers = parse_int(form.get("num_speakers"), "num_speakers")
-    min_speakers = parse_int(form.get("min_speakers"), "min_speakers")
-    max_speakers = parse_int(form.get("max_speakers"), "max_speakers")
-    if min_speakers and max_speakers and min_speakers > max_speakers:
-        raise bad_request("min_speakers is larger than max_speakers", param="min_speakers")
-    speaker_names = _names(form.getlist("known_speaker_names[]", "known_speaker_names", "speaker_names"))
+    num_speakers, min_speakers, max_speakers = _speaker_counts(form, defaults)
+    speaker_names = (
+        _each(form.getlist("known_speaker_names[]", "known_speaker_names"))
+        + _names(form.getlist("speaker_names"))
+    )
     hotwords = " ".join(
         [*(v.strip() for v in form.getlist("hotwords") if v.strip()),
-         *_names(form.getlist("keywords[]", "keywords"))]
+         *_each(form.getlist("keywords[]", "keywords"))]
     )
     prompt = form.get("prompt")
     options = defaults.with_(
