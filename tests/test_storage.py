@@ -353,3 +353,15 @@ def test_new_files_follow_the_umask_and_rewritten_ones_keep_their_mode(tmp_path)
     os.chmod(kept, 0o640)
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "077"), "022"], check=True)
     assert os.stat(kept).st_mode & 0o777 == 0o640
+
+
+def test_transcript_files_go_to_the_s3_endpoint_given(s3_server):
+    # `sanyu transcribe -o s3://... --storage-option endpoint_url=...`: the files reach that
+    # server, not the default S3 endpoint.
+    from sanyu.output.writers import write_outputs
+
+    paths = write_outputs(sample_transcript(), f"s3://{BUCKET}/single", "meeting", ["txt", "json"],
+                          storage_options=s3_server)
+    assert paths == [f"s3://{BUCKET}/single/meeting.txt", f"s3://{BUCKET}/single/meeting.json"]
+    fs = s3fs_of(s3_server)
+    assert Transcript.from_json(fs.cat_file(f"{BUCKET}/single/meeting.json").decode()) == sample_transcript()

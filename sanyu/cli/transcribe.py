@@ -100,7 +100,9 @@ def _transcribe_one(
         outcome.duration = audio.duration
         transcript = transcriber.transcribe_audio(audio, per_input)
         outcome.dropped = tuple(transcript.dropped)
-        outcome.outputs = tuple(write_outputs(transcript, output, item.stem, formats, per_input.speaker_names))
+        outcome.outputs = tuple(
+            write_outputs(transcript, output, item.stem, formats, per_input.speaker_names, storage_options)
+        )
     except SanyuError as exc:
         outcome.error = str(exc)
     except Exception as exc:  # one bad file must not stop the others

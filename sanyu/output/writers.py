@@ -140,11 +140,12 @@ def write_outputs(
     stem: str,
     formats: str | Iterable[str],
     speaker_names: Sequence[str] = (),
+    storage_options: dict | None = None,
 ) -> list[str]:
     """Write ``<directory>/<stem>.<fmt>`` for each format; return the paths written.
 
     ``directory`` is a local path (created when missing) or an fsspec URL such as
-    ``s3://bucket/prefix``. Every format is rendered before anything is written, and each
+    ``s3://bucket/prefix`` (``storage_options``: fsspec's, e.g. an S3 endpoint and keys). Every format is rendered before anything is written, and each
     file appears whole (`sanyu.location.Location.put`). Local paths come back absolute;
     others as URLs with their protocol.
     """
@@ -153,5 +154,5 @@ def write_outputs(
     rendered = [(fmt, render_file(transcript, fmt, speaker_names)) for fmt in parse_formats(formats)]
     if not rendered:
         return []
-    location = Location(directory)
+    location = Location(directory, storage_options)
     return [location.put(f"{stem}.{fmt}", data) for fmt, data in rendered]
