@@ -519,6 +519,12 @@ def test_job_uris_only_under_allowed_roots(tmp_path):
     assert no_roots.value.status == 403
     with pytest.raises(APIError):
         resolve_input("a.wav", roots)
+    # JSON can carry a lone surrogate ("\\udcff"): a 400 that can be sent back, not a 500
+    for uri in (f"{root}/\udcff.wav", "s3://bucket/meetings/\udce9.wav"):
+        with pytest.raises(APIError) as odd:
+            resolve_input(uri, roots)
+        assert odd.value.status == 400
+        odd.value.response()
 
 
 def test_request_fields_become_options():

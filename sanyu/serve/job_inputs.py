@@ -55,6 +55,10 @@ def resolve_input(uri: str, roots: tuple[str, ...]) -> JobInput:
         raise bad_request("uri is empty", param="uri")
     if any(ord(c) < 32 for c in uri):
         raise bad_request("uri holds control characters", param="uri")
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in uri):
+        # a lone surrogate: no UTF-8 text names it (nor a file whose name is not UTF-8), and it
+        # could be neither stored in the job's record nor sent back in a message
+        raise bad_request("uri is not valid Unicode text (a lone surrogate)", param="uri")
     if not roots:
         raise forbidden("this server accepts no storage URIs or paths: upload the file instead")
     uri = local_path(uri)
