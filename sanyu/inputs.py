@@ -39,6 +39,7 @@ from pathlib import Path
 
 import fsspec
 
+from sanyu.options import language_code
 from sanyu.output.naming import output_stem
 from sanyu.paths import MEDIA_EXTENSIONS, display_path, is_url, local_path, split_url
 
@@ -172,6 +173,12 @@ def _list_manifest(manifest: str, storage_options: dict | None) -> list[InputIte
         if not is_url(path) and not os.path.isabs(path):
             path = f"{base}/{path}" if is_url(base) else os.path.join(base, path)
         language = str(row.get("language") or "").strip() or None
+        if language is not None:
+            try:
+                language = language_code(language)
+            except ValueError as exc:
+                items.append(_item(path, base, problem=f"manifest {where}: {exc}"))
+                continue
         speakers_value = row.get("num_speakers")
         num_speakers = None
         if speakers_value not in (None, ""):

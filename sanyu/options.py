@@ -8,8 +8,28 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 LANGUAGES = ("auto", "yue", "zh", "en")
+# What people write for the three languages, as the CLI, manifests and HTTP requests accept it.
+LANGUAGE_ALIASES = {
+    "cantonese": "yue", "zh-hk": "yue", "zh-yue": "yue", "yue-hk": "yue", "yue-hant": "yue",
+    "mandarin": "zh", "chinese": "zh", "cmn": "zh", "zh-cn": "zh", "zh-tw": "zh", "zh-hans": "zh",
+    "zh-hant": "zh", "english": "en", "en-us": "en", "en-gb": "en",
+}
 SCRIPTS = ("auto", "traditional", "simplified", "original")
 MANDARIN_SCRIPTS = ("simplified", "traditional")
+
+
+def language_code(value: str) -> str:
+    """``auto`` or the Whisper code of a language as a user writes it ("Cantonese", "zh-HK",
+    "YUE"); ValueError naming the value otherwise."""
+    from sanyu.adapters.faster_whisper import language_codes
+
+    key = value.strip().lower().replace("_", "-")
+    language = LANGUAGE_ALIASES.get(key, key)
+    if language != "auto" and language not in language_codes():
+        raise ValueError(
+            f"unsupported language {value!r}: use auto, yue, zh, en or another Whisper language code"
+        )
+    return language
 
 
 @dataclass(frozen=True)
@@ -61,6 +81,8 @@ class TranscribeOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
+            raise ValueError("min_speakers is larger than max_speakers")
 
     def with_(self, **changes: Any) -> TranscribeOptions:
         return replace(self, **changes)

@@ -123,6 +123,15 @@ def test_both_commands_share_flags_env_and_old_spellings(tmp_path, monkeypatch):
         assert seen[command][1:3] == ("old", ("srt", "txt"))
     result = runner.invoke(main, ["transcribe", str(clip), "-f", "doc"])
     assert result.exit_code == 2 and "unknown output format 'doc'" in result.output
+    # Languages and speaker counts are checked as the HTTP endpoint checks them, before any work.
+    for command in ("transcribe", "batch"):
+        result = runner.invoke(main, [command, str(clip), "--language", "Cantonese"])
+        assert result.exit_code == 0 and seen[command][-1] == "yue", result.output
+        for bad, reason in ((["--language", "klingon"], "unsupported language 'klingon'"),
+                            (["--min-speakers", "5", "--max-speakers", "2"], "min_speakers is larger"),
+                            (["--num-speakers", "9", "--max-speakers", "2"], "outside")):
+            result = runner.invoke(main, [command, str(clip), *bad])
+            assert result.exit_code == 2 and reason in result.output, (command, bad, result.output)
 
 
 def test_speaker_names_from_a_file_the_environment_and_the_command_line(tmp_path, monkeypatch):

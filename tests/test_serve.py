@@ -582,6 +582,22 @@ def test_request_speaker_fields_keep_commas_and_fall_back_to_the_servers():
     assert bad.value.status == 400
 
 
+def test_the_servers_language_is_checked_once_and_kept_for_requests_that_name_none():
+    from pydantic import ValidationError
+
+    from sanyu.serve.config import ServeConfig
+    from sanyu.serve.params import parse_request
+    from sanyu.serve.upload import Form
+
+    config = ServeConfig(language="Cantonese")
+    assert config.default_options.language == "yue"
+    for fields in ({}, {"language": [""]}, {"language": ["  "]}):
+        assert parse_request(Form(fields=fields), config.default_options).options.language == "yue"
+    assert parse_request(Form(fields={"language": ["auto"]}), config.default_options).options.language == "auto"
+    with pytest.raises(ValidationError, match="unsupported language 'xx'"):
+        ServeConfig(language="xx")
+
+
 def test_text_is_refused_before_ffmpeg_and_cli_maps_options(tmp_path, monkeypatch):
     from click.testing import CliRunner
 

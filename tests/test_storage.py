@@ -297,14 +297,16 @@ def test_glob_listing(tmp_path):
 def test_manifests_give_per_input_settings_and_report_bad_rows(tmp_path):
     make_tree(tmp_path / "in")
     (tmp_path / "in" / "list.csv").write_text(
-        "path,language,num_speakers\na.wav,yue,2\nsub/c.flac,,\n,en,\nB.MP3,en,zero\n", encoding="utf-8"
+        "path,language,num_speakers\na.wav,Cantonese,2\nsub/c.flac,,\n,en,\nB.MP3,en,zero\n"
+        "sub/deeper/d.m4a,klingon,\n", encoding="utf-8"
     )
     items = list_inputs(str(tmp_path / "in" / "list.csv"))
     assert [(Path(i.uri).name, i.language, i.num_speakers, bool(i.problem)) for i in items] == [
         ("a.wav", "yue", 2, False), ("c.flac", None, None, False), ("list.csv line 4", None, None, True),
-        ("B.MP3", None, None, True),
+        ("B.MP3", None, None, True), ("d.m4a", None, None, True),
     ]
     assert "no path" in items[2].problem and "num_speakers" in items[3].problem
+    assert "unsupported language 'klingon'" in items[4].problem
     assert os.path.isabs(items[0].uri)
     (tmp_path / "m.jsonl").write_text(
         json.dumps({"path": str(tmp_path / "in" / "a.wav"), "language": "zh"}) + "\n\nnot json\n",

@@ -17,7 +17,9 @@ import click
 
 from sanyu import runtime
 from sanyu.inputs import InputItem, list_inputs
-from sanyu.options import LANGUAGES, MANDARIN_SCRIPTS, SCRIPTS, ModelOptions, TranscribeOptions
+from sanyu.options import (
+    LANGUAGES, MANDARIN_SCRIPTS, SCRIPTS, ModelOptions, TranscribeOptions, language_code,
+)
 from sanyu.errors import SanyuError
 from sanyu.output import ALL, FORMATS, parse_formats
 from sanyu.output.speakers import read_names_file
@@ -102,10 +104,17 @@ def model_options(func: Callable) -> Callable:
     ])
 
 
+def _language(context, param, value: str) -> str:
+    try:
+        return language_code(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def transcribe_options(func: Callable) -> Callable:
     """Options that shape each transcript."""
     return apply(func, [
-        option("--language", default=_OPTIONS.language, show_default=True,
+        option("--language", default=_OPTIONS.language, show_default=True, callback=_language,
                help=f"{'|'.join(LANGUAGES)} or any Whisper code; a fixed one skips detection."),
         option("--script", type=click.Choice(SCRIPTS), default=_OPTIONS.script, show_default=True,
                help="auto: Cantonese in HK Traditional, Mandarin per --mandarin-script."),
@@ -250,6 +259,9 @@ def build_options(kwargs: dict) -> tuple[ModelOptions, TranscribeOptions]:
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    number, least, most = options.num_speakers, options.min_speakers, options.max_speakers
+    if number and ((least and number < least) or (most and number > most)):
+        raise click.BadParameter("--num-speakers is outside --min-speakers..--max-speakers")
     return models, options
 
 

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from sanyu.options import ModelOptions, TranscribeOptions
+from sanyu.options import ModelOptions, TranscribeOptions, language_code
 from sanyu.paths import split_url
 
 _MODEL = ModelOptions()
@@ -107,6 +107,13 @@ class ServeConfig(BaseModel):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        """As the CLI and requests take it ("Cantonese", "zh-HK"); a code Whisper lacks is refused
+        here, not blamed on every request that leaves the language to the server."""
+        return language_code(value)
 
     @model_validator(mode="after")
     def _check(self) -> "ServeConfig":

@@ -15,32 +15,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sanyu.adapters.faster_whisper import language_codes
-from sanyu.options import MANDARIN_SCRIPTS, SCRIPTS, TranscribeOptions
+from sanyu.options import MANDARIN_SCRIPTS, SCRIPTS, TranscribeOptions, language_code
 from sanyu.serve.errors import bad_request
 from sanyu.serve.formats import RESPONSE_FORMATS
 from sanyu.serve.upload import Form
 
 GRANULARITIES = ("segment", "word")
-LANGUAGE_ALIASES = {
-    "": "auto", "auto": "auto",
-    "cantonese": "yue", "zh-hk": "yue", "zh-yue": "yue", "yue-hk": "yue", "yue-hant": "yue",
-    "mandarin": "zh", "chinese": "zh", "cmn": "zh", "zh-cn": "zh", "zh-tw": "zh", "zh-hans": "zh",
-    "zh-hant": "zh", "english": "en", "en-us": "en", "en-gb": "en",
-}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-def parse_language(value: str | None) -> str:
-    key = (value or "").strip().lower().replace("_", "-")
-    language = LANGUAGE_ALIASES.get(key, key)
-    if language != "auto" and language not in language_codes():
-        raise bad_request(
-            f"unsupported language {value!r}: use auto, yue, zh, en or another Whisper language code",
-            code="unsupported_language", param="language",
-        )
-    return language
+def parse_language(value: str | None, default: str) -> str:
+    """A request's language (``default``, the server's, where it names none)."""
+    if value is None or not value.strip():
+        return default
+    try:
+        return language_code(value)
+    except ValueError as exc:
+        raise bad_request(str(exc), code="unsupported_language", param="language") from None
 
 
 def parse_bool(value: str | None, name: str, default: bool = False) -> bool:
@@ -149,7 +141,7 @@ def parse_request(form: Form, defaults: TranscribeOptions, allow_diarize: bool =
     )
     prompt = form.get("prompt")
     options = defaults.with_(
-        language=parse_language(form.get("language", defaults.language)),
+        language=parse_language(form.get("language"), defaults.language),
         script=parse_choice(form.get("script"), "script", SCRIPTS, defaults.script),
         mandarin_script=parse_choice(
             form.get("mandarin_script"), "mandarin_script", MANDARIN_SCRIPTS, defaults.mandarin_script
