@@ -389,6 +389,11 @@ def test_job_on_a_two_minute_recording(server):
     assert server.leftovers() == []
 
 
+# "+", a full-width comma and a space: kept or replaced alike by the CLI's naming, whatever the
+# message label makes of them
+UPLOAD_NAME = "numbers 1+2 會議，第一次.wav"
+
+
 @pytest.mark.slow
 def test_job_from_an_upload_and_refused_uris(server, tmp_path):
     import requests
@@ -397,7 +402,7 @@ def test_job_from_an_upload_and_refused_uris(server, tmp_path):
     with open(clip, "rb") as audio:
         response = requests.post(
             f"{server.url}/v1/jobs", headers=AUTH, timeout=60,
-            files={"file": ("numbers.wav", audio, "audio/wav")}, data={"language": "en"},
+            files={"file": (UPLOAD_NAME, audio, "audio/wav")}, data={"language": "en"},
         )
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
@@ -430,10 +435,10 @@ def test_job_from_an_upload_and_refused_uris(server, tmp_path):
 
     done = _wait_for_job(server, job_id)
     assert done["status"] == "done", done
-    assert done["input"] == {"kind": "upload", "name": "numbers.wav"}
+    assert done["input"] == {"kind": "upload", "name": "numbers 1_2 會議_第一次.wav"}
     from sanyu.inputs import list_inputs
 
-    lone = tmp_path / "numbers.wav"  # the name `sanyu transcribe numbers.wav` gives
+    lone = tmp_path / UPLOAD_NAME  # the name `sanyu transcribe` gives a file of that name
     lone.write_bytes(clip.read_bytes())
     assert done["stem"] == list_inputs(str(lone))[0].stem
     assert done["result"]["text"].strip()

@@ -46,6 +46,7 @@ from sanyu.serve.params import TranscriptionRequest, parse_request
 from sanyu.serve.recording import Recordings
 from sanyu.serve.upload import (
     Form, check_content_type, check_media, make_spool_folder, open_upload, read_form, safe_label,
+    upload_name,
 )
 from sanyu.storage import input_key
 
@@ -237,7 +238,7 @@ class JobManager:
         if form.file is not None:
             label = safe_label(form.file.filename)
             check_content_type(form.file.content_type, label)
-            job.input = JobInput("upload", str(form.file.path), label, file_stem(label))
+            job.input = JobInput("upload", str(form.file.path), label, file_stem(upload_name(form.file.filename)))
             job.media, info = await asyncio.to_thread(open_upload, form.file.path, label)
             self._check_length(info, label)
         elif uri:

@@ -152,6 +152,13 @@ def _safe_suffix(filename: str) -> str:
     return Path(filename).suffix.lower() if is_media(filename) else ".bin"
 
 
+def upload_name(filename: str | None) -> str:
+    """An uploaded file's own name, as sent (its last path component; "upload" when it has
+    none): what its output stem comes from, so that it is named as `sanyu transcribe` names a
+    file of that name (`sanyu.output.naming.file_stem` makes it safe)."""
+    return (filename or "").replace("\\", "/").rsplit("/", 1)[-1] or "upload"
+
+
 def safe_label(filename: str | None) -> str:
     """An uploaded file's name fit for messages, transcripts and output names: no folders,
     no control characters."""
