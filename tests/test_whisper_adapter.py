@@ -106,3 +106,28 @@ def test_rows_of_different_batches_gather_into_one(backend):
     batch = gather([(a, 1), (b, 0)])
     assert batch.array.shape[0] == 2
     assert np.allclose(batch.array[0], a.array[1]) and np.allclose(batch.array[1], b.array[0])
+
+
+def test_a_windows_word_times_do_not_depend_on_the_windows_aligned_with_it(backend):
+    # The same speech after 6 s of silence, aligned alone and after another window: faster-whisper
+    # carries "the last speech" from one window to the next, and there stretched this window's
+    # first word back over the silence (0.0-6.5 s instead of 5.8-6.5 s).
+    import copy
+
+    audio = decode_audio(eval_clip("en/en_jfk_whisper.flac"))
+    windows = []
+    for pause in (0.0, 6.0):
+        samples = np.concatenate([np.zeros(int(pause * 16000), np.float32), audio.samples])
+        encoded = backend.encode(backend.features(samples)[None])
+        [generation] = backend.generate(gather([(encoded, 0)]), [backend.prompt("en", [], None)], [300], beam_size=5)
+        segments, _ = backend.split_segments("en", generation.tokens, len(samples) / 16000)
+        windows.append((encoded, segments, len(samples) / 16000))
+
+    def first_words(chosen):
+        segments = [copy.deepcopy(s) for _, s, _ in chosen]
+        backend.add_words("en", segments, gather([(e, 0) for e, _, _ in chosen]), [d for _, _, d in chosen])
+        return [(w["word"], w["start"], w["end"]) for w in segments[-1][0]["words"][:3]]
+
+    alone = first_words(windows[1:])
+    assert alone[0][1] > 5.0  # the first word starts after the silence
+    assert first_words(windows) == alone

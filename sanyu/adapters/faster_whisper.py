@@ -127,7 +127,11 @@ class Batch:
 
     def __init__(self, array, cuda: bool):
         self.array = array.contiguous() if cuda else np.ascontiguousarray(array)
+        self.cuda = cuda
         self.view = ctranslate2.StorageView.from_array(self.array)
+
+    def row(self, index: int) -> Batch:
+        return Batch(self.array[index : index + 1], self.cuda)
 
 
 def gather(rows: list[tuple[EncoderOutput, int]]) -> Batch:
@@ -294,15 +298,18 @@ class WhisperBackend:
     ) -> None:
         """Word timings and probabilities (``words``) on each segment of each window, by
         cross-attention alignment; faster-whisper's heuristics included."""
-        for segments in windows:
+        # One window at a time: faster-whisper carries the end of the last speech from each
+        # window of a call to the next (its windows follow one another in one recording), and
+        # its word-length heuristics would then depend on which windows shared a batch.
+        for i, (segments, duration) in enumerate(zip(windows, durations)):
             for segment in segments:
                 segment.setdefault("seek", 0)
-        self.model.add_word_timestamps(
-            windows,
-            self.tokenizer(language),
-            encoded.view,
-            [int(np.ceil(d) * self.model.frames_per_second) for d in durations],
-            PREPEND_PUNCTUATIONS,
-            APPEND_PUNCTUATIONS,
-            0.0,
-        )
+            self.model.add_word_timestamps(
+                [segments],
+                self.tokenizer(language),
+                encoded.row(i).view,
+                [int(np.ceil(duration) * self.model.frames_per_second)],
+                PREPEND_PUNCTUATIONS,
+                APPEND_PUNCTUATIONS,
+                0.0,
+            )
