@@ -412,7 +412,7 @@ class _Wave:
             if text != written:  # a runaway repetition was cut out of it
                 result.looped.append(segment)
         if not result.segments:
-            return Result.drop(window, "prompt-echo" if echoed else "empty")
+            return Result.drop(window, "prompt-echo" if echoed else "empty", resume_at)
         return result
 
     def _rescue(self, results: list[Result]) -> list[Result]:

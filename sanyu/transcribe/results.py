@@ -38,11 +38,12 @@ class Result:
         return self.resume_at if self.resume_at is not None else self.window.end
 
     @classmethod
-    def drop(cls, window: Window, reason: str) -> Result:
-        """A window that gave no text; its utterances remember the guard that dropped them."""
+    def drop(cls, window: Window, reason: str, resume_at: float | None = None) -> Result:
+        """A window that gave no text; its utterances remember the guard that dropped them.
+        ``resume_at``: where its decode left it unfinished (what follows is decoded again)."""
         for u in window.utterances:
             (u.parent or u).drop_reason = reason
-        return cls(window, [])
+        return cls(window, [], resume_at=resume_at)
 
 
 def segment_of(window: Window, raw: dict, text: str, generation: Generation | None) -> Segment:
@@ -105,10 +106,19 @@ def uncovered(result: Result) -> list[tuple[Utterance, float, float]]:
         if not spans:
             if len(window.utterances) > 1:
                 out.append((u, u.start, u.end))
+            elif u.end - max(u.start, resume_at) >= RESUME_SECONDS:
+                out.append((u, max(u.start, resume_at), u.end))
             continue
         cursor = u.start
         for start, end in [*spans, (u.end, u.end)]:
-            if start - cursor >= RESCUE_SECONDS:
+            if cursor < resume_at < start:
+                # The stretch holds the point the decode left off: what follows it is decoded
+                # from exactly there, what precedes it only if long enough to be skipped speech.
+                if resume_at - cursor >= RESCUE_SECONDS:
+                    out.append((u, cursor, resume_at))
+                if start - resume_at >= RESUME_SECONDS:
+                    out.append((u, resume_at, start))
+            elif start - cursor >= RESCUE_SECONDS:
                 out.append((u, cursor, start))
             elif start - max(cursor, resume_at) >= RESUME_SECONDS:
                 out.append((u, max(cursor, resume_at), start))
