@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sanyu.schema import Segment
-from sanyu.transcribe.results import RESCUE_SECONDS, RESUME_SECONDS, Result, uncovered
+from sanyu.transcribe.results import RESCUE_SECONDS, RESUME_SECONDS, Result, loops, uncovered
 from sanyu.transcribe.windows import Utterance, pack
 
 
@@ -57,3 +57,13 @@ def test_a_window_dropped_after_an_unfinished_decode_is_still_decoded_on_from_wh
     [window] = pack([u], duration=60.0)
     assert _stretches(Result.drop(window, "prompt-echo", resume_at=6.0)) == [(6.0, 25.0)]
     assert _stretches(Result.drop(window, "prompt-echo")) == []
+
+
+def test_a_loop_over_two_utterances_is_decoded_again_over_both():
+    # The looped segment replaced by the decode of its stretch holds the text of both
+    # utterances: the stretch must cover both, or the first one's words would go with it.
+    first, second = Utterance(0, 40.0, 45.0), Utterance(0, 45.5, 52.0)
+    result = _result([first, second], [(40.0, 42.0), (42.0, 50.0)])
+    result.looped.append(result.segments[1])
+    [(utterance, start, end, segment)] = loops(result)
+    assert (start, end) == (42.0, 50.0) and utterance is second and segment is result.segments[1]

@@ -73,13 +73,16 @@ def segment_of(window: Window, raw: dict, text: str, generation: Generation | No
 
 
 def loops(result: Result) -> list[tuple[Utterance, float, float, Segment]]:
-    """The stretches a window's looped segments cover, each with its utterance and the segment
-    a sound decode of it would replace."""
+    """The stretches a window's looped segments cover, each with its utterance (the one it
+    overlaps most) and the segment a sound decode of it would replace. A stretch runs over
+    every utterance the segment overlaps: a decode that replaces the segment must speak for
+    all of its speech."""
     window = result.window
     out = []
     for segment in result.looped:
         u = utterance_at(window.utterances, segment.start, segment.end)
-        start, end = max(segment.start, u.start), min(segment.end, u.end)
+        overlapped = [v for v in window.utterances if v.end > segment.start and v.start < segment.end] or [u]
+        start, end = max(segment.start, overlapped[0].start), min(segment.end, overlapped[-1].end)
         if end - start >= LOOP_RETRY_SECONDS:
             out.append((u, start, end, segment))
     return out
