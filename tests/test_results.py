@@ -41,15 +41,6 @@ def test_before_that_point_only_long_skipped_stretches_count_and_whole_utterance
     assert _stretches(result) == [(7.0, 10.0), (10.5, 12.0)]
 
 
-def test_a_stretch_holding_the_point_the_decode_left_off_is_decoded_from_that_point():
-    # Word alignment may end the last segment a little before the point; a long rest must not
-    # start there (it would decode again audio whose words are written already).
-    u = Utterance(0, 40.0, 50.0)
-    assert _stretches(_result([u], [(40.0, 42.9)], resume_at=43.0)) == [(43.0, 50.0)]
-    # ... and a long stretch before the point is skipped speech of its own
-    assert _stretches(_result([u], [(40.0, 41.0)], resume_at=44.0)) == [(41.0, 44.0), (44.0, 50.0)]
-
-
 def test_a_window_dropped_after_an_unfinished_decode_is_still_decoded_on_from_where_it_stopped():
     # Its only closed segment echoed the prompt, and the decode stopped at 6 s of 25: the rest
     # is speech no decode has looked at yet.

@@ -114,14 +114,7 @@ def uncovered(result: Result) -> list[tuple[Utterance, float, float]]:
             continue
         cursor = u.start
         for start, end in [*spans, (u.end, u.end)]:
-            if cursor < resume_at < start:
-                # The stretch holds the point the decode left off: what follows it is decoded
-                # from exactly there, what precedes it only if long enough to be skipped speech.
-                if resume_at - cursor >= RESCUE_SECONDS:
-                    out.append((u, cursor, resume_at))
-                if start - resume_at >= RESUME_SECONDS:
-                    out.append((u, resume_at, start))
-            elif start - cursor >= RESCUE_SECONDS:
+            if start - cursor >= RESCUE_SECONDS:
                 out.append((u, cursor, start))
             elif start - max(cursor, resume_at) >= RESUME_SECONDS:
                 out.append((u, max(cursor, resume_at), start))
