@@ -145,8 +145,9 @@ def write_outputs(
     """Write ``<directory>/<stem>.<fmt>`` for each format; return the paths written.
 
     ``directory`` is a local path (created when missing) or an fsspec URL such as
-    ``s3://bucket/prefix`` (``storage_options``: fsspec's, e.g. an S3 endpoint and keys). Every format is rendered before anything is written, and each
-    file appears whole (`sanyu.location.Location.put`). Local paths come back absolute;
+    ``s3://bucket/prefix`` (``storage_options``: fsspec's, e.g. an S3 endpoint and keys).
+    Every format is rendered before anything is written, and each file appears whole
+    (`sanyu.location.Location.put`). Local paths come back absolute;
     others as URLs with their protocol.
     """
     if not stem or stem in (".", "..") or any(c in stem for c in "/\\\0"):

@@ -238,7 +238,8 @@ class JobManager:
         if form.file is not None:
             label = safe_label(form.file.filename)
             check_content_type(form.file.content_type, label)
-            job.input = JobInput("upload", str(form.file.path), label, file_stem(upload_name(form.file.filename)))
+            stem = file_stem(upload_name(form.file.filename))
+            job.input = JobInput("upload", str(form.file.path), label, stem)
             job.media, info = await asyncio.to_thread(open_upload, form.file.path, label)
             self._check_length(info, label)
         elif uri:
