@@ -31,6 +31,8 @@ LAZY_IMPORTS = {
     ("sanyu/output/minutes.py", "docx.oxml.ns"): "python-docx and lxml: only when writing a DOCX",
     ("sanyu/pieces.py", "faster_whisper.vad"): "CTranslate2 and onnxruntime: only to cut a long "
                                                "recording (the server's ingress rarely does)",
+    ("sanyu/options.py", "sanyu.adapters.faster_whisper"): "faster-whisper and CTranslate2: only to "
+                                                          "check a language a user names",
 }
 # Private third-party modules or names used only behind an adapter.
 ADAPTERS = "sanyu/adapters/"
