@@ -32,6 +32,17 @@ def language_code(value: str) -> str:
     return language
 
 
+def speaker_counts_problem(
+    number: int | None, least: int | None, most: int | None
+) -> tuple[str, str] | None:
+    """(the field at fault, why) when speaker counts contradict each other, else None."""
+    if least and most and least > most:
+        return "min_speakers", "min_speakers is larger than max_speakers"
+    if number and ((least and number < least) or (most and number > most)):
+        return "num_speakers", "num_speakers is outside min_speakers..max_speakers"
+    return None
+
+
 @dataclass(frozen=True)
 class ModelOptions:
     """What is loaded once per process (or Ray actor): changing these means loading models again."""
@@ -81,8 +92,10 @@ class TranscribeOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1")
-        if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
-            raise ValueError("min_speakers is larger than max_speakers")
+        # Only min against max: a manifest row's num_speakers may differ from the run's range,
+        # and is that row's own setting.
+        if problem := speaker_counts_problem(None, self.min_speakers, self.max_speakers):
+            raise ValueError(problem[1])
 
     def with_(self, **changes: Any) -> TranscribeOptions:
         return replace(self, **changes)

@@ -19,6 +19,7 @@ from sanyu import runtime
 from sanyu.inputs import InputItem, list_inputs
 from sanyu.options import (
     LANGUAGES, MANDARIN_SCRIPTS, SCRIPTS, ModelOptions, TranscribeOptions, language_code,
+    speaker_counts_problem,
 )
 from sanyu.errors import SanyuError
 from sanyu.output import ALL, FORMATS, parse_formats
@@ -259,9 +260,8 @@ def build_options(kwargs: dict) -> tuple[ModelOptions, TranscribeOptions]:
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    number, least, most = options.num_speakers, options.min_speakers, options.max_speakers
-    if number and ((least and number < least) or (most and number > most)):
-        raise click.BadParameter("--num-speakers is outside --min-speakers..--max-speakers")
+    if problem := speaker_counts_problem(options.num_speakers, options.min_speakers, options.max_speakers):
+        raise click.BadParameter(problem[1])
     return models, options
 
 

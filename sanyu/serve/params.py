@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sanyu.options import MANDARIN_SCRIPTS, SCRIPTS, TranscribeOptions, language_code
+from sanyu.options import (
+    MANDARIN_SCRIPTS, SCRIPTS, TranscribeOptions, language_code, speaker_counts_problem,
+)
 from sanyu.serve.errors import bad_request
 from sanyu.serve.formats import RESPONSE_FORMATS
 from sanyu.serve.upload import Form
@@ -83,11 +85,8 @@ def _speaker_counts(form: Form, defaults: TranscribeOptions) -> tuple[int | None
     counts = tuple(parse_int(form.get(name), name) for name in ("num_speakers", "min_speakers", "max_speakers"))
     if not any(counts):
         counts = (defaults.num_speakers, defaults.min_speakers, defaults.max_speakers)
-    number, least, most = counts
-    if least and most and least > most:
-        raise bad_request("min_speakers is larger than max_speakers", param="min_speakers")
-    if number and ((least and number < least) or (most and number > most)):
-        raise bad_request("num_speakers is outside min_speakers..max_speakers", param="num_speakers")
+    if problem := speaker_counts_problem(*counts):
+        raise bad_request(problem[1], param=problem[0])
     return counts
 
 

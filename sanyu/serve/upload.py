@@ -162,8 +162,7 @@ def upload_name(filename: str | None) -> str:
 def safe_label(filename: str | None) -> str:
     """An uploaded file's name fit for messages, transcripts and output names: no folders,
     no control characters."""
-    name = os.path.basename((filename or "").replace("\\", "/"))
-    name = _UNSAFE_LABEL.sub("_", name).strip(" .") or "upload"
+    name = _UNSAFE_LABEL.sub("_", upload_name(filename)).strip(" .") or "upload"
     return name[:120]
 
 
